@@ -1,0 +1,42 @@
+# cnnbook: `make book` builds the site, `make test` runs the tests. Both set everything up first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?=
+CHAPTERS ?= $(sort $(wildcard chapters/*.ipynb))
+
+.PHONY: setup system book test execute check clean
+
+setup: system $(STAMP)
+
+# System packages (python3-venv if missing, the Fashion-MNIST files), via apt-get.
+system:
+	@bash scripts/install-system.sh
+
+# The virtual environment, rebuilt when the requirements change.
+$(STAMP): requirements.txt pyproject.toml | system
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+# Build the static site into _build/html from the committed (executed) notebooks.
+book: setup
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+# Run the test suite (data, trainer, notebooks in the smoke profile, the site build...).
+test: setup
+	$(PY) -m pytest
+
+# Re-execute the chapters in place: make execute [PROFILE=cpu] [CHAPTERS=chapters/02_training_a_cnn.ipynb]
+execute: setup
+	$(PY) -m cnnbook.book execute $(if $(PROFILE),--profile $(PROFILE)) $(CHAPTERS)
+
+# List chapters whose committed outputs are stale (code changed) or failed.
+check: setup
+	$(PY) -m cnnbook.book check --profile cpu $(CHAPTERS)
+
+clean:
+	rm -rf _build

@@ -1,0 +1,154 @@
+"""Self-checks for the exercises: each says right or wrong, and why.
+
+A check computes the expected answer from first principles (the output-size formula, the
+parameter count of a layer...) or compares a student's module with a reference, so the
+answers are not stored anywhere to be looked up.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+
+class Check:
+    """The outcome of a check: truthy when right; shown as a ✅/❌ line with the reason."""
+
+    def __init__(self, ok: bool, message: str):
+        self.ok, self.message = ok, message
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __repr__(self) -> str:
+        return ("✅ Right. " if self.ok else "❌ Not yet. ") + self.message
+
+
+NO_ANSWER = Check(False, "No answer yet: replace None with your answer and run the cell again.")
+
+
+def conv_output_size(n: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
+    """⌊(n + 2p − k) / s⌋ + 1: the side of a convolution's or pooling layer's output."""
+    return (n + 2 * padding - kernel_size) // stride + 1
+
+
+def check_output_size(answer: int | None, n: int, kernel_size: int, stride: int = 1, padding: int = 0) -> Check:
+    """Check a computed output side length for an input of side ``n``."""
+    if answer is None:
+        return NO_ANSWER
+    expected = conv_output_size(n, kernel_size, stride, padding)
+    formula = f"⌊({n} + 2·{padding} − {kernel_size}) / {stride}⌋ + 1 = {expected}"
+    if answer == expected:
+        return Check(True, f"{formula}.")
+    hint = ""
+    if answer == (n + 2 * padding - kernel_size) / stride + 1:
+        hint = " Round the division down before adding 1."
+    elif answer == conv_output_size(n, kernel_size, stride, 0):
+        hint = " Don't forget the padding, added on both sides."
+    return Check(False, f"{answer} is not the output size.{hint} Use ⌊(n + 2p − k) / s⌋ + 1.")
+
+
+def conv_params(in_channels: int, out_channels: int, kernel_size: int, bias: bool = True, groups: int = 1) -> int:
+    """Parameters of a Conv2d: weights k·k·(c_in/groups)·c_out, plus c_out biases."""
+    return kernel_size * kernel_size * (in_channels // groups) * out_channels + (out_channels if bias else 0)
+
+
+def linear_params(in_features: int, out_features: int, bias: bool = True) -> int:
+    """Parameters of a Linear layer: in·out weights plus out biases."""
+    return in_features * out_features + (out_features if bias else 0)
+
+
+def check_count(answer: float | None, expected: int, what: str, how: str) -> Check:
+    """Compare a counted number with the expected one; ``how`` explains the count."""
+    if answer is None:
+        return NO_ANSWER
+    shown = f"{expected:,.2f}" if isinstance(expected, float) else f"{expected:,}"
+    if abs(answer - expected) <= 0.005 * max(1, abs(expected)) if isinstance(expected, float) else answer == expected:
+        return Check(True, f"{what} = {shown} ({how}).")
+    return Check(False, f"{answer:,} is not the number of {what}. Count it as {how}.")
+
+
+def check_conv_params(answer: int | None, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True) -> Check:
+    """Check a Conv2d layer's parameter count."""
+    k, ci, co = kernel_size, in_channels, out_channels
+    how = f"{k}·{k}·{ci}·{co} weights" + (f" + {co} biases" if bias else "")
+    return check_count(answer, conv_params(ci, co, k, bias), "parameters of the convolution", how)
+
+
+def check_module(build: Callable[[], nn.Module], reference: Callable[[], nn.Module],
+                 input_size: Sequence[int], name: str = "your module") -> Check:
+    """Check a module built by a student against a reference: output shape and parameter count.
+
+    Args:
+        build: makes the student's module.
+        reference: makes the expected module.
+        input_size: the shape of a test input, e.g. (2, 1, 28, 28).
+    """
+    mine, ref = build(), reference()
+    X = torch.randn(*input_size)
+    try:
+        with torch.no_grad():
+            out = mine.eval()(X)
+    except Exception as err:  # noqa: BLE001 - any failure is the student's to see
+        return Check(False, f"{name} fails on an input of shape {tuple(input_size)}: {err}")
+    with torch.no_grad():
+        expected = ref.eval()(X)
+    if out.shape != expected.shape:
+        return Check(False, f"{name} returns shape {tuple(out.shape)}, expected {tuple(expected.shape)}.")
+    n_mine = sum(p.numel() for p in mine.parameters())
+    n_ref = sum(p.numel() for p in ref.parameters())
+    if n_mine != n_ref:
+        return Check(False, f"{name} has {n_mine:,} parameters, expected {n_ref:,}: check the layers' sizes.")
+    return Check(True, f"{name} maps {tuple(input_size)} to {tuple(out.shape)} with {n_ref:,} parameters.")
+
+
+# --- the book's checked exercises, by name ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Count:
+    """An exercise whose answer is a number: ``what`` it is and ``how`` to count it."""
+
+    what: str
+    expected: float
+    how: str
+
+    def check(self, answer) -> Check:
+        return check_count(answer, self.expected, self.what, self.how)
+
+
+@dataclass(frozen=True)
+class OutputSize:
+    """An exercise whose answer is a layer's output side for an input side ``n``."""
+
+    n: int
+    kernel_size: int
+    stride: int = 1
+    padding: int = 0
+
+    @property
+    def expected(self) -> int:
+        return conv_output_size(self.n, self.kernel_size, self.stride, self.padding)
+
+    def check(self, answer) -> Check:
+        return check_output_size(answer, self.n, self.kernel_size, self.stride, self.padding)
+
+
+EXERCISES: dict[str, Count | OutputSize] = {
+    "fashion-mnist/batch-bytes": Count("bytes in a float32 batch of 256 images", 256 * 1 * 28 * 28 * 4,
+                                       "256 · 1 · 28 · 28 · 4 bytes"),
+    "fashion-mnist/pixels-96": Count("times more pixels at 96 × 96", 96**2 / 28**2, "96² / 28²"),
+    "training/conv5-output": OutputSize(n=28, kernel_size=5),
+    "training/pool-output": OutputSize(n=28, kernel_size=3, stride=2, padding=1),
+    "training/conv-params": Count("parameters of a 3 × 3 convolution from 16 to 32 channels",
+                                  conv_params(16, 32, 3), "3·3·16·32 weights + 32 biases"),
+}
+
+
+def check(name: str, answer) -> Check:
+    """Check the answer to the exercise ``name`` (as given in the chapter)."""
+    if name not in EXERCISES:
+        raise KeyError(f"No checked exercise {name!r}. Known: {', '.join(EXERCISES)}.")
+    return EXERCISES[name].check(answer)

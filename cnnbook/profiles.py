@@ -1,0 +1,157 @@
+"""How big a run is: one table of settings per profile and chapter.
+
+Three profiles decide every chapter's run size:
+
+* ``smoke`` -- tests and CI: a small subset and one short epoch, seconds per notebook.
+* ``cpu``   -- the default without CUDA: the whole data set, each chapter within about
+  five minutes on a 2-core machine, networks sized for 28x28 inputs.
+* ``gpu``   -- the default with CUDA: wider networks, more epochs, inputs closer to the paper.
+
+The profile is chosen by the device and can be overridden with the environment
+variable ``CNNBOOK_PROFILE``. Chapters read their settings with :func:`settings`
+and never hard-code epochs or widths.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+PROFILE_NAMES = ("smoke", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings of one chapter's run: data, optimisation and model size.
+
+    ``model`` holds the chapter's own knobs (widths, depths...), read by the chapter's code.
+    """
+
+    chapter: str
+    profile: str
+    num_epochs: int = 10
+    batch_size: int = 256
+    lr: float = 0.1
+    optimizer: str = "sgd"  # "sgd" (with momentum, Nesterov) or "adamw"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"  # "onecycle", "cosine" or "constant"
+    label_smoothing: float = 0.0
+    augment: bool = False  # random crop (2 px padding) + horizontal flip
+    resize: int | None = None  # side length the 28x28 images are resized to, None keeps 28
+    train_subset: int | None = None  # None: all 60,000 training images
+    test_subset: int | None = None  # None: all 10,000 test images
+    model: dict[str, Any] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some settings changed, e.g. ``S.replace(num_epochs=3)``."""
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        body = ", ".join(f"{k}={v!r}" for k, v in shown.items())
+        return f"Settings({body})"
+
+
+# --- the table ---------------------------------------------------------------------------
+# Defaults shared by all chapters of a profile; each chapter's entry overrides some of them.
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "cpu": dict(num_epochs=5, batch_size=256),
+    "gpu": dict(num_epochs=10, batch_size=256),
+}
+
+_CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
+    # A tiny two-convolution network ("Training a CNN").
+    "training": {
+        "cpu": dict(num_epochs=5, lr=0.1, batch_size=128, model=dict(width=16)),
+        "gpu": dict(num_epochs=15, lr=0.1, batch_size=128, augment=True, model=dict(width=64)),
+    },
+}
+
+# smoke = the cpu run's model and recipe, cut to a small subset and one epoch.
+_SMOKE = dict(num_epochs=1, train_subset=2048, test_subset=1024)
+
+
+def default_device() -> torch.device:
+    """The fastest device available: CUDA, then Apple's MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def current_profile() -> str:
+    """``$CNNBOOK_PROFILE`` if set, else ``gpu`` with CUDA and ``cpu`` otherwise."""
+    name = os.environ.get("CNNBOOK_PROFILE", "").strip().lower()
+    if name:
+        if name not in PROFILE_NAMES:
+            raise ValueError(
+                f"CNNBOOK_PROFILE={name!r} is not a profile. Use one of {', '.join(PROFILE_NAMES)} "
+                "(or unset it to choose by device)."
+            )
+        return name
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def chapters() -> list[str]:
+    """The chapters that have an entry in the profile table."""
+    return list(_CHAPTERS)
+
+
+def settings(chapter: str, profile: str | None = None) -> Settings:
+    """The settings for ``chapter`` under ``profile`` (default: :func:`current_profile`).
+
+    Raises:
+        KeyError: the chapter has no entry in the table (the message lists those that do).
+    """
+    profile = profile or current_profile()
+    if profile not in PROFILE_NAMES:
+        raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}.")
+    if chapter not in _CHAPTERS:
+        raise KeyError(f"No settings for chapter {chapter!r}. Known chapters: {', '.join(_CHAPTERS)}.")
+    base = "cpu" if profile == "smoke" else profile
+    values: dict[str, Any] = {**_DEFAULTS[base], **_CHAPTERS[chapter][base]}
+    if profile == "smoke":
+        values.update(_SMOKE)
+    return Settings(chapter=chapter, profile=profile, **values)
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python's, NumPy's and PyTorch's generators so that a run can be repeated."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # pragma: no cover - numpy comes with torch's usual installs
+        pass
+
+
+def setup(seed: int = 0) -> torch.device:
+    """Seed everything, print the device and the profile, and warn about a CPU-only Colab.
+
+    Returns:
+        The device that :func:`cnnbook.train` will use.
+    """
+    seed_everything(seed)
+    device = default_device()
+    profile = current_profile()
+    if device.type == "cuda":
+        where = f"cuda ({torch.cuda.get_device_name(device)})"
+    else:
+        where = f"{device.type} ({torch.get_num_threads()} threads)"
+    print(f"cnnbook: device {where} · profile {profile!r} · torch {torch.__version__}")
+    if "google.colab" in sys.modules and device.type != "cuda":
+        print(
+            "WARNING: this Colab runtime has no GPU, so the chapter runs in the slower 'cpu' profile.\n"
+            "To use a GPU: Runtime > Change runtime type > T4 GPU (or any GPU), then Runtime > Run all."
+        )
+    return device
