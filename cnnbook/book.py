@@ -16,6 +16,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 
@@ -59,7 +60,7 @@ def execute(path: str | os.PathLike, profile: str, output: str | os.PathLike | N
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     os.environ["CNNBOOK_PROFILE"] = profile
-    os.environ["TQDM_DISABLE"] = "1"  # progress bars are for people watching, not for saved outputs
+    os.environ["CNNBOOK_PROGRESS"] = "0"  # progress bars are for people watching, not for saved outputs
     client = NotebookClient(nb, timeout=TIMEOUT_PER_CELL, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(path.parent.resolve())}})
     start = time.perf_counter()
@@ -97,6 +98,22 @@ def stale_reasons(path: str | os.PathLike, profile: str = "cpu") -> list[str]:
     if errors:
         reasons.append(f"an error in the outputs: {errors[0].get('ename')}: {errors[0].get('evalue')}")
     return reasons
+
+
+def chapter_code(path: str | os.PathLike, tag: str = "model") -> SimpleNamespace:
+    """Run a chapter's code cells tagged ``tag`` and return the names they define.
+
+    This is how tests, benchmarks and the comparison reuse a chapter's model without a copy:
+    the model is written once, in the chapter, in cells tagged ``model``.
+    """
+    nb = nbformat.read(Path(path), as_version=4)
+    namespace: dict = {"__name__": f"chapter_{Path(path).stem}"}
+    cells = [c for c in nb.cells if c.cell_type == "code" and tag in c.get("metadata", {}).get("tags", [])]
+    if not cells:
+        raise LookupError(f"{path} has no code cell tagged {tag!r}.")
+    for cell in cells:
+        exec(compile(cell.source, f"{path}[{tag}]", "exec"), namespace)  # noqa: S102 - our own notebooks
+    return SimpleNamespace(**{k: v for k, v in namespace.items() if not k.startswith("__")})
 
 
 def main(argv: list[str] | None = None) -> int:

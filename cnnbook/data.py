@@ -111,14 +111,14 @@ def read_verified(path: Path, name: str) -> bytes:
     return data
 
 
-def download(name: str, target_dir: Path, mirror: str = MIRROR) -> Path:
+def download(name: str, target_dir: Path, mirror: str | None = None) -> Path:
     """Download ``name.gz`` into ``target_dir``, verified before it gets its final name."""
     from tqdm.auto import tqdm
 
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / f"{name}.gz"
     partial = target.with_suffix(".gz.part")
-    url = f"{mirror}{name}.gz"
+    url = f"{mirror or MIRROR}{name}.gz"
     try:
         with urllib.request.urlopen(url, timeout=30) as response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None

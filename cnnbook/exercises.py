@@ -144,6 +144,10 @@ EXERCISES: dict[str, Count | OutputSize] = {
     "training/pool-output": OutputSize(n=28, kernel_size=3, stride=2, padding=1),
     "training/conv-params": Count("parameters of a 3 × 3 convolution from 16 to 32 channels",
                                   conv_params(16, 32, 3), "3·3·16·32 weights + 32 biases"),
+    # --- LeNet (chapter 3) ---
+    # --- AlexNet (chapter 4) ---
+    # --- VGG (chapter 5) ---
+    # --- NiN (chapter 6) ---
 }
 
 

@@ -72,5 +72,8 @@ def count_params(net: nn.Module, trainable_only: bool = False) -> int:
 
 
 def count_macs(net: nn.Module, input_size: Sequence[int] = (1, 1, 28, 28)) -> int:
-    """Multiply-accumulate operations of one forward pass at ``input_size`` (torchinfo's mult-adds)."""
+    """Multiply-accumulate operations of one forward pass at ``input_size``.
+
+    torchinfo's convention: a convolution counts one per parameter, bias included, per output position.
+    """
     return int(summary(net, input_size, depth=1).total_mult_adds)

@@ -1,6 +1,7 @@
 """Figures: image grids, learning curves (live while training), confusion matrix, mistakes."""
 from __future__ import annotations
 
+import os
 from typing import Iterable, Sequence
 
 import matplotlib.pyplot as plt
@@ -93,7 +94,8 @@ class TrainingReport:
     def progress(self, batches: Iterable, total: int, epoch: int) -> Iterable:
         from tqdm.auto import tqdm
 
-        return tqdm(batches, total=total, desc=f"epoch {epoch}/{self.num_epochs}", leave=False)
+        hidden = os.environ.get("CNNBOOK_PROGRESS") == "0"  # set when chapters are executed for the book
+        return tqdm(batches, total=total, desc=f"epoch {epoch}/{self.num_epochs}", leave=False, disable=hidden)
 
     def update(self, history: Sequence[dict]) -> None:
         h = history[-1]
@@ -114,10 +116,6 @@ class TrainingReport:
             self.figure_handle.update(fig)
             self.log_handle.update(_Text("\n".join(self.lines)))
         plt.close(fig)
-
-    def close(self) -> None:
-        pass
-
 
 class _Text:
     """Plain text that a display handle can update in place."""
@@ -161,3 +159,82 @@ def show_mistakes(images: Tensor, probs: Tensor, labels: Tensor, k: int = 16, nc
     worst = wrong[confidence[wrong].argsort(descending=True)[:k]]
     titles = [f"{classes[predicted[i]]} ({confidence[i]:.0%})\ntrue: {classes[labels[i]]}" for i in worst]
     return show_images(images[worst.to(images.device)], titles=titles, ncols=ncols, scale=1.5)
+
+
+_COLORS = {"conv": "#4C72B0", "pool": "#DD8452", "linear": "#55A868", "norm": "#8172B3", "other": "#937860"}
+
+
+def _kind(module) -> str:
+    name = type(module).__name__.lower()
+    for kind, words in (("conv", ("conv",)), ("pool", ("pool",)), ("linear", ("linear",)),
+                        ("norm", ("norm",))):
+        if any(w in name for w in words):
+            return kind
+    # a block: colour it by the first layer it contains that has a kind
+    for child in module.children():
+        kind = _kind(child)
+        if kind != "other":
+            return kind
+    return "other"
+
+
+def plot_network(net, input_size: Sequence[int] = (1, 1, 28, 28), labels: Sequence[str] | None = None,
+                 title: str = "", skip: Sequence[str] = ("ReLU", "Sigmoid", "Tanh", "Dropout", "Flatten")):
+    """Draw a network as a row of boxes, one per top-level layer or block, with its output shape.
+
+    A box's height grows with the feature map's side, its width with the number of channels, so
+    the picture shows resolution shrinking and channels growing. Activations, dropout and flatten
+    (``skip``) are left out to keep the picture readable. Shapes are measured by a forward pass.
+
+    Args:
+        net: the network; its direct children are the boxes (write blocks as child modules).
+        input_size: the input's (batch, channels, height, width).
+        labels: one label per drawn box (default: the layer's class name).
+
+    Returns:
+        The matplotlib figure.
+    """
+    import math
+
+    from matplotlib.patches import FancyBboxPatch
+
+    children = [(name, m) for name, m in net.named_children() if type(m).__name__ not in skip]
+    shapes: dict[str, tuple] = {}
+    hooks = [m.register_forward_hook(lambda mod, inp, out, n=name: shapes.__setitem__(n, tuple(out.shape)))
+             for name, m in children]
+    device = next(net.parameters()).device
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            net(torch.zeros(*input_size, device=device))
+    finally:
+        net.train(was_training)
+        for h in hooks:
+            h.remove()
+    boxes = [("input", None, tuple(input_size))] + [(n, m, shapes[n]) for n, m in children]
+    labels = ["input"] + list(labels or [type(m).__name__ for _, m, _ in boxes[1:]])
+    if len(labels) != len(boxes):
+        raise ValueError(f"{len(labels) - 1} labels given for {len(boxes) - 1} drawn layers")
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.05 * len(boxes)), 3.0))
+    x = 0.0
+    for (name, module, shape), label in zip(boxes, labels):
+        channels = shape[1]
+        side = shape[2] if len(shape) == 4 else 1
+        height = 0.6 + 2.2 * math.sqrt(side / max(s[2][2] if len(s[2]) == 4 else 1 for s in boxes))
+        width = 0.25 + 0.12 * math.log2(max(channels, 1))
+        color = "#BBBBBB" if module is None else _COLORS[_kind(module)]
+        ax.add_patch(FancyBboxPatch((x, -height / 2), width, height, boxstyle="round,pad=0.02",
+                                    facecolor=color, edgecolor="black", linewidth=0.6, alpha=0.85))
+        dims = "×".join(str(d) for d in shape[1:])
+        ax.text(x + width / 2, -height / 2 - 0.12, f"{label}\n{dims}", ha="center", va="top", fontsize=7)
+        x += width + 0.35
+    ax.set_xlim(-0.2, x)
+    ax.set_ylim(-2.4, 1.7)
+    ax.axis("off")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in _COLORS.values()]
+    ax.legend(handles, list(_COLORS), loc="upper center", ncol=5, fontsize=7, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -71,6 +71,26 @@ _CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         "cpu": dict(num_epochs=5, lr=0.1, batch_size=128, model=dict(width=16)),
         "gpu": dict(num_epochs=15, lr=0.1, batch_size=128, augment=True, model=dict(width=64)),
     },
+    # --- LeNet (chapter 3) ---
+    "lenet": {
+        "cpu": dict(num_epochs=10, lr=0.1, batch_size=128, model=dict()),
+        "gpu": dict(num_epochs=20, lr=0.1, batch_size=128, model=dict()),
+    },
+    # --- AlexNet (chapter 4) ---
+    "alexnet": {
+        "cpu": dict(num_epochs=5, lr=0.05, batch_size=128, model=dict()),
+        "gpu": dict(num_epochs=10, lr=0.05, batch_size=128, model=dict()),
+    },
+    # --- VGG (chapter 5) ---
+    "vgg": {
+        "cpu": dict(num_epochs=5, lr=0.05, batch_size=128, model=dict()),
+        "gpu": dict(num_epochs=10, lr=0.05, batch_size=128, model=dict()),
+    },
+    # --- NiN (chapter 6) ---
+    "nin": {
+        "cpu": dict(num_epochs=5, lr=0.05, batch_size=128, model=dict()),
+        "gpu": dict(num_epochs=10, lr=0.05, batch_size=128, model=dict()),
+    },
 }
 
 # smoke = the cpu run's model and recipe, cut to a small subset and one epoch.

@@ -195,7 +195,6 @@ def train(
         net.load_state_dict(last_good)
         print(f"Interrupted: training stopped during epoch {len(history) + 1}; the network keeps the weights "
               f"of {plural(len(history), 'finished epoch')}, and the record holds their history.")
-    report.close()
 
     last = history[-1] if history else dict(train_loss=float("nan"), train_acc=0.0, test_acc=0.0)
     result = Result(
