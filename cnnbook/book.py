@@ -59,14 +59,21 @@ def execute(path: str | os.PathLike, profile: str, output: str | os.PathLike | N
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    os.environ["CNNBOOK_PROFILE"] = profile
-    os.environ["CNNBOOK_PROGRESS"] = "0"  # progress bars are for people watching, not for saved outputs
+    # The kernel inherits the environment: the profile, and no progress bars in saved outputs.
+    kernel_env = {"CNNBOOK_PROFILE": profile, "CNNBOOK_PROGRESS": "0"}
+    saved = {name: os.environ.get(name) for name in kernel_env}
+    os.environ.update(kernel_env)
     client = NotebookClient(nb, timeout=TIMEOUT_PER_CELL, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(path.parent.resolve())}})
     start = time.perf_counter()
     try:
         client.execute()
     finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         duration = time.perf_counter() - start
         device = default_device()
         nb.metadata["cnnbook"] = dict(

@@ -37,8 +37,7 @@ class Result:
         """One line: test accuracy, speed, device and wall time."""
         minutes, seconds = divmod(round(self.wall_time_s), 60)
         return (
-            f"{self.architecture}: test accuracy {self.test_acc:.4f} after {self.num_epochs} "
-            f"epoch{'' if self.num_epochs == 1 else 's'} · "
+            f"{self.architecture}: test accuracy {self.test_acc:.4f} after {plural(self.num_epochs, 'epoch')} · "
             f"{self.examples_per_s:,.0f} examples/s · {self.device_name} · {minutes} min {seconds:02d} s"
             + ("" if self.status == "finished" else f" · {self.status}")
         )
@@ -53,6 +52,11 @@ class Result:
         path = directory / f"{self.chapter}.json"
         path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
         return path
+
+
+def plural(n: int, word: str) -> str:
+    """``1 epoch``, ``2 epochs``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def results_dir() -> Path:

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from .data import FashionMNIST
 from .inspection import check_forward, count_macs, count_params
 from .profiles import Settings, default_device
-from .results import Result, versions
+from .results import Result, plural, versions
 
 
 class TrainingDiverged(FloatingPointError):
@@ -97,10 +97,6 @@ def evaluate(net: nn.Module, data: FashionMNIST, split: str = "test", resize: in
     for X, y in data.batches(split, batch_size, shuffle=False, resize=resize):
         correct += (net(X).argmax(dim=1) == y).sum()
     return correct.item() / len(data.split(split)[1])
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def device_name(device: torch.device) -> str:

@@ -27,11 +27,25 @@ def test_committed_outputs_are_fresh_and_from_the_cpu_profile(path):
     assert not reasons, f"{path.name}: {'; '.join(reasons)} (run: make execute CHAPTERS={path.relative_to(ROOT)})"
 
 
+def repository() -> tuple[str, str]:
+    """The repository URL and branch, written once in _config.yml."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    return config["url"].rstrip("/"), config.get("branch", "main")
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
-def test_first_code_cell_sets_up_cnnbook(path):
+def test_colab_link_and_setup_cell_point_at_the_repository(path):
+    url, branch = repository()
     nb = nbformat.read(path, as_version=4)
+    title = nb.cells[0].source
+    github_path = url.removeprefix("https://github.com/")
+    colab = f"https://colab.research.google.com/github/{github_path}/blob/{branch}/chapters/{path.name}"
+    assert colab in title, f"{path.name}: the first cell should link to {colab}"
     first = next(c for c in nb.cells if c.cell_type == "code").source
     assert '"google.colab" in sys.modules' in first and "cnnbook.setup()" in first
+    assert f"git+{url}" in first, f"{path.name}: the setup cell should install cnnbook from {url}"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)

@@ -1,0 +1,100 @@
+"""Sphinx extension: pages that read the book's own outputs at build time, so nothing is typed twice.
+
+- ``{chapter-cards}``: a card per chapter in the table of contents, with the chapter's title, the
+  first line of its "What you will learn", a thumbnail taken from its executed outputs (the first
+  image of the cell tagged ``thumbnail``, else its first image) and the run time recorded in its
+  metadata.
+- ``{results-table}``: every results record in ``results/`` as a table.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import yaml
+from docutils import nodes
+from sphinx.util.docutils import SphinxDirective
+
+
+def _chapters(srcdir: Path) -> list[Path]:
+    toc = yaml.safe_load((srcdir / "_toc.yml").read_text())
+    files = [c["file"] for part in toc.get("parts", []) for c in part.get("chapters", [])]
+    return [srcdir / f"{f}.ipynb" for f in files if (srcdir / f"{f}.ipynb").is_file()]
+
+
+def _thumbnail(nb) -> str | None:
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+    tagged = [c for c in cells if "thumbnail" in c.get("metadata", {}).get("tags", [])]
+    for cell in tagged + cells:
+        for output in cell.get("outputs", []):
+            png = output.get("data", {}).get("image/png")
+            if png:
+                return png
+    return None
+
+
+def _relative_root(docname: str) -> str:
+    return "../" * docname.count("/")
+
+
+class ChapterCards(SphinxDirective):
+    def run(self):
+        srcdir = Path(self.env.srcdir)
+        root = _relative_root(self.env.docname)
+        thumbs = Path(self.env.app.outdir) / "_static" / "thumbs"
+        thumbs.mkdir(parents=True, exist_ok=True)
+        cards = []
+        for number, path in enumerate(_chapters(srcdir), start=1):
+            self.env.note_dependency(str(path))
+            nb = nbformat.read(path, as_version=4)
+            first = nb.cells[0].source
+            title = re.search(r"^#\s+(.+)$", first, re.M).group(1).strip()
+            learn = re.search(r"^- (.+)$", first, re.M)
+            blurb = learn.group(1).rstrip(";.") if learn else ""
+            record = nb.metadata.get("cnnbook", {})
+            when = (f"runs in {record['duration_s'] / 60:.1f} min ({record['profile']} profile, "
+                    f"{record['device_name']})") if record else "not executed yet"
+            image = ""
+            png = _thumbnail(nb)
+            if png:
+                (thumbs / f"{path.stem}.png").write_bytes(base64.b64decode(png))
+                image = (f'<img class="cnnbook-thumb" src="{root}_static/thumbs/{path.stem}.png" '
+                         f'alt="{html.escape(title)}">')
+            link = f"{root}{path.relative_to(srcdir).with_suffix('.html').as_posix()}"
+            cards.append(
+                f'<a class="cnnbook-card" href="{link}">{image}<div class="cnnbook-card-body">'
+                f"<strong>{number}. {html.escape(title)}</strong><p>{html.escape(blurb)}.</p>"
+                f'<p class="cnnbook-when">{html.escape(when)}</p></div></a>'
+            )
+        return [nodes.raw("", f'<div class="cnnbook-cards">{"".join(cards)}</div>', format="html")]
+
+
+class ResultsTable(SphinxDirective):
+    def run(self):
+        results = Path(self.env.srcdir) / "results"
+        rows = []
+        for path in sorted(results.glob("*.json")):
+            self.env.note_dependency(str(path))
+            r = json.loads(path.read_text())
+            rows.append((r["architecture"], f"{r['parameters']:,}", f"{r['macs'] / 1e6:,.1f} M",
+                         f"{r['test_acc']:.2%}", f"{r['wall_time_s'] / 60:.1f} min", f"{r['examples_per_s']:,.0f}",
+                         f"{r['num_epochs']}", r["profile"], r["device_name"]))
+        if not rows:
+            return [nodes.paragraph(text="No results recorded yet: execute a chapter (make execute).")]
+        head = ("network", "parameters", "MACs / image", "test accuracy", "training time", "examples/s",
+                "epochs", "profile", "device")
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+        table = (f'<table class="table cnnbook-results"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}'
+                 f"</tr></thead><tbody>{body}</tbody></table>")
+        return [nodes.raw("", table, format="html")]
+
+
+def setup(app):
+    app.add_directive("chapter-cards", ChapterCards)
+    app.add_directive("results-table", ResultsTable)
+    app.add_css_file("cnnbook.css")
+    return {"version": "0.1", "parallel_read_safe": True}
