@@ -83,13 +83,17 @@ def test_no_files_and_no_network_explains_offline_route(tmp_path, monkeypatch):
     assert not list((tmp_path / "cache").rglob("*.gz*"))  # no partial download left behind
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture
 def mirror(idx_dir, tmp_path, monkeypatch):
     """A local HTTP server serving the fixture's files, as the download mirror."""
     served = tmp_path / "served"
     idx_dir.rename(served)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(QuietHandler, directory=str(served))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setattr(fmnist, "MIRROR", f"http://127.0.0.1:{server.server_address[1]}/")

@@ -5,6 +5,7 @@
   image of the cell tagged ``thumbnail``, else its first image) and the run time recorded in its
   metadata.
 - ``{results-table}``: every results record in ``results/`` as a table.
+- ``{exercise-table}``: per chapter, its exercises (checked or open) and its recorded run time.
 """
 from __future__ import annotations
 
@@ -37,6 +38,11 @@ def _thumbnail(nb) -> str | None:
     return None
 
 
+def _inline(text: str) -> str:
+    """Escape text for HTML, keeping Markdown's `code` spans."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
 def _relative_root(docname: str) -> str:
     return "../" * docname.count("/")
 
@@ -67,7 +73,7 @@ class ChapterCards(SphinxDirective):
             link = f"{root}{path.relative_to(srcdir).with_suffix('.html').as_posix()}"
             cards.append(
                 f'<a class="cnnbook-card" href="{link}">{image}<div class="cnnbook-card-body">'
-                f"<strong>{number}. {html.escape(title)}</strong><p>{html.escape(blurb)}.</p>"
+                f"<strong>{number}. {_inline(title)}</strong><p>{_inline(blurb)}.</p>"
                 f'<p class="cnnbook-when">{html.escape(when)}</p></div></a>'
             )
         return [nodes.raw("", f'<div class="cnnbook-cards">{"".join(cards)}</div>', format="html")]
@@ -93,8 +99,58 @@ class ResultsTable(SphinxDirective):
         return [nodes.raw("", table, format="html")]
 
 
+def exercises(nb) -> list[tuple[bool, str]]:
+    """(checked?, first sentence) of each exercise in the chapter's "## Exercises" cell."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("## Exercises"):
+            found = []
+            for match in re.finditer(r"^\d+\.\s+(\*\*\(checked\)\*\*\s+)?(.+)$", cell.source, re.M):
+                sentence = re.split(r"(?<=[.?!])\s", match.group(2).strip())[0]
+                found.append((bool(match.group(1)), sentence))
+            return found
+    return []
+
+
+class ExerciseTable(SphinxDirective):
+    def run(self):
+        srcdir = Path(self.env.srcdir)
+        root = _relative_root(self.env.docname)
+        rows = []
+        for number, path in enumerate(_chapters(srcdir), start=1):
+            self.env.note_dependency(str(path))
+            nb = nbformat.read(path, as_version=4)
+            title = re.search(r"^#\s+(.+)$", nb.cells[0].source, re.M).group(1).strip()
+            record = nb.metadata.get("cnnbook", {})
+            minutes = f"{record['duration_s'] / 60:.1f} min" if record else "?"
+            items = exercises(nb)
+            listed = "".join(f"<li><em>{'checked' if checked else 'open'}</em>: {_inline(text)}</li>"
+                             for checked, text in items)
+            link = f"{root}{path.relative_to(srcdir).with_suffix('.html').as_posix()}"
+            rows.append(f'<tr><td><a href="{link}">{number}. {_inline(title)}</a></td><td>{minutes}</td>'
+                        f"<td>{sum(c for c, _ in items)} checked, {sum(not c for c, _ in items)} open"
+                        f"<ul>{listed}</ul></td></tr>")
+        table = ('<table class="table cnnbook-exercises"><thead><tr><th>chapter</th><th>run time (recorded)</th>'
+                 f'<th>exercises</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+        return [nodes.raw("", table, format="html")]
+
+
+def _dedupe_scripts(app, pagename, templatename, context, doctree):
+    """Drop repeated <script> entries: sphinx-thebe registers its inline configuration twice under
+    jupyter-book 1.0.4, and the second `const THEBE_JS_URL` is a JavaScript error on every page."""
+    seen, unique = set(), []
+    for script in context.get("script_files", []):
+        attributes = getattr(script, "attributes", {})
+        key = attributes.get("body") or getattr(script, "filename", str(script))  # inline: by body
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    context["script_files"] = unique
+
+
 def setup(app):
     app.add_directive("chapter-cards", ChapterCards)
     app.add_directive("results-table", ResultsTable)
+    app.add_directive("exercise-table", ExerciseTable)
     app.add_css_file("cnnbook.css")
+    app.connect("html-page-context", _dedupe_scripts)
     return {"version": "0.1", "parallel_read_safe": True}
