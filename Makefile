@@ -10,7 +10,7 @@ CHAPTERS ?= $(sort $(wildcard chapters/*.ipynb))
 
 setup: system $(STAMP)
 
-# System packages (python3-venv if missing, the Fashion-MNIST files), via apt-get.
+# System packages (python3-venv if missing, the Fashion-MNIST files, Chromium for the site test), via apt-get.
 system:
 	@bash scripts/install-system.sh
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# System packages the book needs on Debian/Ubuntu: Python's venv module and the Fashion-MNIST files.
+# System packages the book needs on Debian/Ubuntu: Python's venv module, the Fashion-MNIST files, and
+# Chromium with its driver for the real-browser test of the site.
 # Idempotent and quick when everything is present. Uses sudo when not root.
 set -euo pipefail
 
-packages=(dataset-fashion-mnist)
+packages=(dataset-fashion-mnist chromium chromium-driver)
 python3 -m venv --help >/dev/null 2>&1 || packages+=(python3-venv)
 
 missing=()
