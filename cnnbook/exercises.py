@@ -145,9 +145,32 @@ EXERCISES: dict[str, Count | OutputSize] = {
     "training/conv-params": Count("parameters of a 3 × 3 convolution from 16 to 32 channels",
                                   conv_params(16, 32, 3), "3·3·16·32 weights + 32 biases"),
     # --- LeNet (chapter 3) ---
+    "lenet/c3-params": Count("parameters of LeNet's C3, a 5 × 5 convolution from 6 to 16 channels",
+                             conv_params(6, 16, 5), "5·5·6·16 weights + 16 biases"),
+    "lenet/c1-output-unpadded": OutputSize(n=28, kernel_size=5),
+    "lenet/s4-side-unpadded": Count("the side after S4 for a 28 × 28 input without padding",
+                                    conv_output_size(conv_output_size(conv_output_size(conv_output_size(
+                                        28, 5), 2, 2), 5), 2, 2),
+                                    "C1: ⌊(28 − 5)/1⌋ + 1 = 24, S2: 12, C3: 8, S4: 4"),
     # --- AlexNet (chapter 4) ---
+    "alexnet/conv1-output": OutputSize(n=227, kernel_size=11, stride=4),
+    "alexnet/fc6-params": Count("parameters of AlexNet's first fully connected layer",
+                                linear_params(256 * 6 * 6, 4096), "256·6·6·4096 weights + 4096 biases"),
+    "alexnet/conv2-two-gpus": Count("parameters of AlexNet's conv2 split over two GPUs",
+                                    2 * conv_params(48, 128, 5), "2 · (5·5·48·128 weights + 128 biases)"),
     # --- VGG (chapter 5) ---
+    "vgg/conv512-params": Count("parameters of a 3 × 3 convolution from 512 to 512 channels",
+                                conv_params(512, 512, 3), "3·3·512·512 weights + 512 biases"),
+    "vgg/fc6-params": Count("parameters of VGG-16's first linear layer", linear_params(512 * 7 * 7, 4096),
+                            "512·7·7·4096 weights + 4096 biases"),
+    "vgg/receptive-field-4": Count("pixels on the side of the receptive field of four stacked 3 × 3 convolutions",
+                                   1 + 4 * (3 - 1), "1 + 4·(3 − 1): each layer adds k − 1 = 2"),
     # --- NiN (chapter 6) ---
+    "nin/conv1x1-params": Count("parameters of a 1 × 1 convolution from 96 to 96 channels",
+                                conv_params(96, 96, 1), "1·1·96·96 weights + 96 biases"),
+    "nin/first-conv-output": OutputSize(n=227, kernel_size=11, stride=4),
+    "nin/fc-params": Count("parameters of a linear layer from 384·5·5 inputs to 4096 outputs",
+                           linear_params(384 * 5 * 5, 4096), "384·5·5·4096 weights + 4096 biases"),
 }
 
 

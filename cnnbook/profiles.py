@@ -73,23 +73,32 @@ _CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # --- LeNet (chapter 3) ---
     "lenet": {
-        "cpu": dict(num_epochs=10, lr=0.1, batch_size=128, model=dict()),
-        "gpu": dict(num_epochs=20, lr=0.1, batch_size=128, model=dict()),
+        "cpu": dict(num_epochs=10, lr=0.1, batch_size=128, model=dict(width=1.0)),
+        "gpu": dict(num_epochs=20, lr=0.1, batch_size=128, augment=True, model=dict(width=2.0)),
     },
     # --- AlexNet (chapter 4) ---
     "alexnet": {
-        "cpu": dict(num_epochs=5, lr=0.05, batch_size=128, model=dict()),
-        "gpu": dict(num_epochs=10, lr=0.05, batch_size=128, model=dict()),
+        # 28x28: a 3x3 stride-1 first convolution, the paper's widths / ~6, FC 512
+        "cpu": dict(num_epochs=6, lr=0.05, batch_size=128,
+                    model=dict(widths=(16, 48, 64, 64, 48), fc=512, kernel_size=3, stride=1, padding=1,
+                               lrn=False)),
+        # the paper's network (widths, 11x11/4 first convolution, LRN) on images resized to 224x224
+        "gpu": dict(num_epochs=10, lr=0.01, batch_size=128, augment=True, resize=224,
+                    model=dict(widths=(96, 256, 384, 384, 256), fc=4096, kernel_size=11, stride=4, padding=2,
+                               lrn=True)),
     },
     # --- VGG (chapter 5) ---
-    "vgg": {
-        "cpu": dict(num_epochs=5, lr=0.05, batch_size=128, model=dict()),
-        "gpu": dict(num_epochs=10, lr=0.05, batch_size=128, model=dict()),
+    "vgg": {  # VGG-11's first 3 blocks at 28x28 (cpu); all 5 blocks on 64x64 images (gpu)
+        "cpu": dict(num_epochs=15, lr=0.05, batch_size=128,
+                    model=dict(config="vgg11", num_stages=3, width_divisor=4, fc_units=512)),
+        "gpu": dict(num_epochs=15, lr=0.05, batch_size=128, augment=True, resize=64,
+                    model=dict(config="vgg11", num_stages=5, width_divisor=2, fc_units=1024)),
     },
     # --- NiN (chapter 6) ---
-    "nin": {
-        "cpu": dict(num_epochs=5, lr=0.05, batch_size=128, model=dict()),
-        "gpu": dict(num_epochs=10, lr=0.05, batch_size=128, model=dict()),
+    "nin": {  # first_conv = (kernel_size, stride, padding) of the first convolution
+        "cpu": dict(num_epochs=10, lr=0.05, batch_size=128, model=dict(widths=(16, 32, 96), first_conv=(5, 1, 2))),
+        "gpu": dict(num_epochs=20, lr=0.05, batch_size=128, augment=True,
+                    model=dict(widths=(64, 128, 256), first_conv=(5, 1, 2))),
     },
 }
 

@@ -153,4 +153,7 @@ def setup(app):
     app.add_directive("exercise-table", ExerciseTable)
     app.add_css_file("cnnbook.css")
     app.connect("html-page-context", _dedupe_scripts)
+    # A first visit has no saved light/dark mode; the theme then logs "Got invalid theme mode" as an error.
+    app.add_js_file(None, body='if (!document.documentElement.dataset.mode) '
+                               '{ document.documentElement.dataset.mode = "auto"; }')
     return {"version": "0.1", "parallel_read_safe": True}

@@ -1,0 +1,61 @@
+"""AlexNet (chapter 4): the paper configuration's parameter count, and the trained forms' shapes."""
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import cnnbook
+from cnnbook.book import chapter_code
+
+CHAPTER = Path(__file__).resolve().parents[1] / "chapters" / "04_alexnet.ipynb"
+SINGLE_TOWER_PARAMS = 62_378_344  # paper widths 96-256-384-384-256, FC 4096-4096-1000, last map 256x6x6
+
+
+@pytest.fixture(scope="module")
+def code():
+    return chapter_code(CHAPTER)
+
+
+def test_paper_configuration_parameter_count(code):
+    net = code.alexnet()
+    assert sum(p.numel() for p in net.parameters()) == SINGLE_TOWER_PARAMS
+    with torch.no_grad():
+        assert net.eval()(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)
+
+
+def test_single_tower_count_matches_torchvision_with_paper_widths():
+    # torchvision's AlexNet (the "one weird trick" variant: 64-192-384-256-256) with its convolutions
+    # replaced by the paper's widths gives the same count, an independent reference.
+    ref = torchvision.models.AlexNet(num_classes=1000)
+    widths, kernels = (96, 256, 384, 384, 256), (11, 5, 3, 3, 3)
+    convs = [i for i, m in enumerate(ref.features) if isinstance(m, nn.Conv2d)]
+    c_in = 3
+    for i, c_out, k in zip(convs, widths, kernels):
+        old = ref.features[i]
+        ref.features[i] = nn.Conv2d(c_in, c_out, k, old.stride, old.padding)
+        c_in = c_out
+    assert sum(p.numel() for p in ref.parameters()) == SINGLE_TOWER_PARAMS
+    assert ref.features(torch.zeros(1, 3, 224, 224)).shape == (1, 256, 6, 6)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu"])
+def test_fashion_mnist_configuration_forward_backward(code, profile):
+    S = cnnbook.settings("alexnet", profile)
+    side = S.resize or 28
+    net = code.alexnet(1, 10, image_size=side, **S.model)
+    X = torch.randn(2, 1, side, side)
+    y_hat = net(X)
+    assert y_hat.shape == (2, 10)
+    y_hat.sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
+@pytest.mark.parametrize("name, right, wrong", [
+    ("alexnet/conv1-output", 55, 54), ("alexnet/fc6-params", 37_752_832, 37_748_736),
+    ("alexnet/conv2-two-gpus", 307_456, 614_656)])
+def test_exercises_accept_right_and_reject_wrong(name, right, wrong):
+    from cnnbook.exercises import check
+
+    assert check(name, right) and not check(name, wrong)

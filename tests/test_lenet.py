@@ -1,0 +1,57 @@
+"""LeNet (chapter 3): the paper configuration's parameter count, and the trained forms' shapes."""
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import cnnbook
+from cnnbook.book import chapter_code
+
+CHAPTER = Path(__file__).resolve().parents[1] / "chapters" / "03_lenet.ipynb"
+
+
+@pytest.fixture(scope="module")
+def code():
+    return chapter_code(CHAPTER)
+
+
+def test_paper_configuration_parameter_count(code):
+    # LeNet-5 on 1x32x32, counted layer by layer: (k*k*c_in + 1) * c_out for a convolution,
+    # (n_in + 1) * n_out for a linear layer.
+    c1 = (5 * 5 * 1 + 1) * 6  # 156
+    c3 = (5 * 5 * 6 + 1) * 16  # 2,416 (all S2 maps connected to every C3 map)
+    c5 = (16 * 5 * 5 + 1) * 120  # 48,120
+    f6 = (120 + 1) * 84  # 10,164
+    out = (84 + 1) * 10  # 850
+    expected = c1 + c3 + c5 + f6 + out
+    assert expected == 61_706
+    net = code.lenet(1, 10, padding=0, activation=nn.Sigmoid, pool=nn.AvgPool2d)
+    assert sum(p.numel() for p in net.parameters()) == expected
+    assert net(torch.zeros(2, 1, 32, 32)).shape == (2, 10)
+
+
+def test_padding_two_gives_the_paper_shapes_on_28x28(code):
+    paper, ours = code.lenet(padding=0), code.lenet(padding=2)
+    a = paper[:2](torch.zeros(1, 1, 32, 32))
+    b = ours[:2](torch.zeros(1, 1, 28, 28))
+    assert a.shape == b.shape == (1, 16, 5, 5)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu"])
+def test_fashion_mnist_configuration_forward_backward(code, profile):
+    S = cnnbook.settings("lenet", profile)
+    net = code.lenet(1, 10, padding=2, **S.model)
+    X = torch.randn(4, 1, 28, 28)
+    y_hat = net(X)
+    assert y_hat.shape == (4, 10)
+    y_hat.sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
+@pytest.mark.parametrize("name, right, wrong", [
+    ("lenet/c3-params", 2416, 2400), ("lenet/c1-output-unpadded", 24, 28), ("lenet/s4-side-unpadded", 4, 5)])
+def test_exercises_accept_right_and_reject_wrong(name, right, wrong):
+    from cnnbook.exercises import check
+
+    assert check(name, right) and not check(name, wrong)
