@@ -96,7 +96,7 @@ class ResultsTable(SphinxDirective):
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
         table = (f'<table class="table cnnbook-results"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}'
                  f"</tr></thead><tbody>{body}</tbody></table>")
-        return [nodes.raw("", table, format="html")]
+        return [nodes.raw("", f'<div class="cnnbook-scroll">{table}</div>', format="html")]
 
 
 def exercises(nb) -> list[tuple[bool, str]]:
