@@ -77,3 +77,16 @@ def test_error_outputs_are_detected(tmp_path):
     with pytest.raises(Exception):
         book.execute(path, "smoke")
     assert any("ZeroDivisionError" in r for r in book.stale_reasons(path, profile="smoke"))
+
+
+def test_every_mention_of_the_repository_is_the_configured_one():
+    """The URL is written in _config.yml; the copies Colab and pip need must agree with it."""
+    import re
+
+    url, _ = repository()
+    owner_repo = url.removeprefix("https://github.com/")
+    files = [ROOT / "pyproject.toml", ROOT / "README.md", *(ROOT / "book").glob("*.md"), *CHAPTERS]
+    for path in files:
+        text = path.read_text()
+        for found in re.findall(r"github\.com/([\w.-]+/cnnbook[\w.-]*?)(?:\.git)?(?=[/\"'\s)]|$)", text):
+            assert found == owner_repo, f"{path.name} mentions github.com/{found}, not the configured {owner_repo}"
