@@ -79,7 +79,8 @@ _CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
     # --- AlexNet (chapter 4) ---
     "alexnet": {
         # 28x28: a 3x3 stride-1 first convolution, the paper's widths / ~6, FC 512
-        "cpu": dict(num_epochs=6, lr=0.05, batch_size=128,
+        # AdamW: with default init and no normalisation, SGD left this 8-layer stack stuck at chance for a while
+        "cpu": dict(num_epochs=6, lr=0.002, optimizer="adamw", weight_decay=0.05, batch_size=128,
                     model=dict(widths=(16, 48, 64, 64, 48), fc=512, kernel_size=3, stride=1, padding=1,
                                lrn=False)),
         # the paper's network (widths, 11x11/4 first convolution, LRN) on images resized to 224x224
