@@ -14,6 +14,7 @@ import html
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import yaml
@@ -47,6 +48,19 @@ def _relative_root(docname: str) -> str:
     return "../" * docname.count("/")
 
 
+def _read_chapter(directive: SphinxDirective, path: Path) -> SimpleNamespace:
+    """A chapter's notebook, title, link from the current page, and recorded run (empty if never executed)."""
+    directive.env.note_dependency(str(path))
+    nb = nbformat.read(path, as_version=4)
+    srcdir = Path(directive.env.srcdir)
+    return SimpleNamespace(
+        nb=nb,
+        title=re.search(r"^#\s+(.+)$", nb.cells[0].source, re.M).group(1).strip(),
+        link=f"{_relative_root(directive.env.docname)}{path.relative_to(srcdir).with_suffix('.html').as_posix()}",
+        record=nb.metadata.get("cnnbook", {}),
+    )
+
+
 class ChapterCards(SphinxDirective):
     def run(self):
         srcdir = Path(self.env.srcdir)
@@ -55,25 +69,21 @@ class ChapterCards(SphinxDirective):
         thumbs.mkdir(parents=True, exist_ok=True)
         cards = []
         for number, path in enumerate(_chapters(srcdir), start=1):
-            self.env.note_dependency(str(path))
-            nb = nbformat.read(path, as_version=4)
-            first = nb.cells[0].source
-            title = re.search(r"^#\s+(.+)$", first, re.M).group(1).strip()
-            learn = re.search(r"^- (.+)$", first, re.M)
+            chapter = _read_chapter(self, path)
+            learn = re.search(r"^- (.+)$", chapter.nb.cells[0].source, re.M)
             blurb = learn.group(1).rstrip(";.") if learn else ""
-            record = nb.metadata.get("cnnbook", {})
+            record = chapter.record
             when = (f"runs in {record['duration_s'] / 60:.1f} min ({record['profile']} profile, "
                     f"{record['device_name']})") if record else "not executed yet"
             image = ""
-            png = _thumbnail(nb)
+            png = _thumbnail(chapter.nb)
             if png:
                 (thumbs / f"{path.stem}.png").write_bytes(base64.b64decode(png))
                 image = (f'<img class="cnnbook-thumb" src="{root}_static/thumbs/{path.stem}.png" '
-                         f'alt="{html.escape(title)}">')
-            link = f"{root}{path.relative_to(srcdir).with_suffix('.html').as_posix()}"
+                         f'alt="{html.escape(chapter.title)}">')
             cards.append(
-                f'<a class="cnnbook-card" href="{link}">{image}<div class="cnnbook-card-body">'
-                f"<strong>{number}. {_inline(title)}</strong><p>{_inline(blurb)}.</p>"
+                f'<a class="cnnbook-card" href="{chapter.link}">{image}<div class="cnnbook-card-body">'
+                f"<strong>{number}. {_inline(chapter.title)}</strong><p>{_inline(blurb)}.</p>"
                 f'<p class="cnnbook-when">{html.escape(when)}</p></div></a>'
             )
         return [nodes.raw("", f'<div class="cnnbook-cards">{"".join(cards)}</div>', format="html")]
@@ -113,20 +123,15 @@ def exercises(nb) -> list[tuple[bool, str]]:
 
 class ExerciseTable(SphinxDirective):
     def run(self):
-        srcdir = Path(self.env.srcdir)
-        root = _relative_root(self.env.docname)
         rows = []
-        for number, path in enumerate(_chapters(srcdir), start=1):
-            self.env.note_dependency(str(path))
-            nb = nbformat.read(path, as_version=4)
-            title = re.search(r"^#\s+(.+)$", nb.cells[0].source, re.M).group(1).strip()
-            record = nb.metadata.get("cnnbook", {})
-            minutes = f"{record['duration_s'] / 60:.1f} min" if record else "?"
-            items = exercises(nb)
+        for number, path in enumerate(_chapters(Path(self.env.srcdir)), start=1):
+            chapter = _read_chapter(self, path)
+            minutes = f"{chapter.record['duration_s'] / 60:.1f} min" if chapter.record else "?"
+            items = exercises(chapter.nb)
             listed = "".join(f"<li><em>{'checked' if checked else 'open'}</em>: {_inline(text)}</li>"
                              for checked, text in items)
-            link = f"{root}{path.relative_to(srcdir).with_suffix('.html').as_posix()}"
-            rows.append(f'<tr><td><a href="{link}">{number}. {_inline(title)}</a></td><td>{minutes}</td>'
+            rows.append(f'<tr><td><a href="{chapter.link}">{number}. {_inline(chapter.title)}</a></td>'
+                        f"<td>{minutes}</td>"
                         f"<td>{sum(c for c, _ in items)} checked, {sum(not c for c, _ in items)} open"
                         f"<ul>{listed}</ul></td></tr>")
         table = ('<table class="table cnnbook-exercises"><thead><tr><th>chapter</th><th>run time (recorded)</th>'
