@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PROFILE ?=
 CHAPTERS ?= $(sort $(wildcard chapters/*.ipynb))
 
-.PHONY: setup system book test execute check clean
+.PHONY: setup system book test execute check bench clean
 
 setup: system $(STAMP)
 
@@ -37,6 +37,17 @@ execute: setup
 # List chapters whose committed outputs are stale (code changed) or failed.
 check: setup
 	$(PY) -m cnnbook.book check --profile cpu $(CHAPTERS)
+
+# The speed benchmark against d2l (installed here only, never for the book): prints the table and
+# writes benchmarks/results/<device>.json and .md. make bench BENCH_ARGS=--quick checks that it runs.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): benchmarks/requirements.txt $(STAMP)
+	$(PY) -m pip install -q -r benchmarks/requirements.txt
+	$(PY) -m pip install -q --no-deps d2l==1.0.3
+	touch $@
+
+bench: setup $(BENCH_STAMP)
+	$(PY) benchmarks/speed.py $(BENCH_ARGS)
 
 clean:
 	rm -rf _build

@@ -99,6 +99,11 @@ def evaluate(net: nn.Module, data: FashionMNIST, split: str = "test", resize: in
     return correct.item() / len(data.split(split)[1])
 
 
+def fast_memory_format(device: torch.device) -> torch.memory_format:
+    """The memory order convolutions run fastest in on ``device``: channels-last on CPUs and CUDA."""
+    return torch.channels_last if device.type in ("cpu", "cuda") else torch.preserve_format
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -139,7 +144,10 @@ def train(
     from .plots import TrainingReport
 
     device = torch.device(device) if device else default_device()
-    net.to(device)
+    # channels-last (NHWC) activations: the convolution kernels of oneDNN (CPU) and of cuDNN under fp16
+    # run much faster on them than on NCHW (benchmarks/: 1.3-1.9x per step on the CPU). The net's
+    # interface does not change: tensors keep their NCHW shape, only the memory order differs.
+    net.to(device, memory_format=fast_memory_format(device))
     if data.device != device:
         data = FashionMNIST(*(t.to(device) for t in (data.train_images, data.train_labels,
                                                       data.test_images, data.test_labels)), data.classes)
