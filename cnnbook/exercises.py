@@ -171,6 +171,10 @@ EXERCISES: dict[str, Count | OutputSize] = {
     "nin/first-conv-output": OutputSize(n=227, kernel_size=11, stride=4),
     "nin/fc-params": Count("parameters of a linear layer from 384·5·5 inputs to 4096 outputs",
                            linear_params(384 * 5 * 5, 4096), "384·5·5·4096 weights + 4096 biases"),
+    # --- GoogLeNet (chapter 7) ---
+    # --- Batch normalization (chapter 8) ---
+    # --- ResNet (chapter 9) ---
+    # --- DenseNet (chapter 10) ---
 }
 
 

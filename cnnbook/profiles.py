@@ -101,6 +101,26 @@ _CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         "gpu": dict(num_epochs=20, lr=0.05, batch_size=128, augment=True,
                     model=dict(widths=(64, 128, 256), first_conv=(5, 1, 2))),
     },
+    # --- GoogLeNet (chapter 7) ---
+    "googlenet": {
+        "cpu": dict(num_epochs=8, lr=0.05, batch_size=128, model=dict()),
+        "gpu": dict(num_epochs=15, lr=0.05, batch_size=128, augment=True, model=dict()),
+    },
+    # --- Batch normalization (chapter 8) ---
+    "batchnorm": {
+        "cpu": dict(num_epochs=8, lr=0.1, batch_size=128, model=dict()),
+        "gpu": dict(num_epochs=15, lr=0.1, batch_size=128, augment=True, model=dict()),
+    },
+    # --- ResNet (chapter 9) ---
+    "resnet": {
+        "cpu": dict(num_epochs=8, lr=0.1, batch_size=128, model=dict()),
+        "gpu": dict(num_epochs=20, lr=0.1, batch_size=128, augment=True, model=dict()),
+    },
+    # --- DenseNet (chapter 10) ---
+    "densenet": {
+        "cpu": dict(num_epochs=8, lr=0.1, batch_size=128, model=dict()),
+        "gpu": dict(num_epochs=20, lr=0.1, batch_size=128, augment=True, model=dict()),
+    },
 }
 
 # smoke = the cpu run's model and recipe, cut to a small subset and one epoch.
