@@ -130,14 +130,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("execute", "check"))
     parser.add_argument("notebooks", nargs="+")
     parser.add_argument("--profile", default=None, help="default: $CNNBOOK_PROFILE, else by device")
+    parser.add_argument("--output", default=None,
+                        help="execute: write the executed notebook here instead of in place (one notebook only)")
     args = parser.parse_args(argv)
+    if args.output and (args.command != "execute" or len(args.notebooks) != 1):
+        parser.error("--output works with `execute` and a single notebook")
     profile = args.profile or current_profile()
     failed = 0
     for path in args.notebooks:
         if args.command == "execute":
             print(f"executing {path} ({profile} profile) ...", flush=True)
             try:
-                print(f"  done in {execute(path, profile):.0f} s", flush=True)
+                print(f"  done in {execute(path, profile, args.output):.0f} s", flush=True)
             except Exception as err:  # noqa: BLE001 - report every failed chapter, then fail
                 failed += 1
                 print(f"  FAILED: {type(err).__name__}: {str(err).strip().splitlines()[-1]}", flush=True)
