@@ -80,7 +80,7 @@ def xavier_(net: nn.Module) -> nn.Module:
 # --- d2l ---------------------------------------------------------------------------------------------
 def d2l_workdir() -> Path:
     """A folder whose ../data/FashionMNIST/raw holds the uncompressed files d2l's loader looks for."""
-    raw = cache_dir() / "d2l" / "data" / "FashionMNIST" / "raw"
+    raw = cache_dir().parent / "d2l" / "data" / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for name, path in locate().items():  # the files cnnbook uses, verified
         target = raw / name

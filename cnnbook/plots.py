@@ -238,3 +238,34 @@ def plot_network(net, input_size: Sequence[int] = (1, 1, 28, 28), labels: Sequen
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def plot_tradeoffs(records):
+    """Test accuracy against parameters, MACs per image and training time: one point per results record.
+
+    Points from a profile other than most records' are drawn hollow (they are not comparable).
+    """
+    from .results import in_book_order, main_profile
+
+    records = in_book_order(list(records))
+    main = main_profile(records)
+    panels = [("parameters", lambda r: r.parameters, "log"),
+              ("multiply-accumulates per image", lambda r: r.macs, "log"),
+              ("training time (minutes)", lambda r: r.wall_time_s / 60, "linear")]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
+    for ax, (label, value, scale) in zip(axes, panels):
+        for i, r in enumerate(records):
+            color = plt.cm.tab10(i % 10)
+            hollow = r.profile != main
+            ax.scatter(value(r), r.test_acc, s=60, color=color, facecolors="none" if hollow else color,
+                       linewidths=1.5, zorder=3)
+            ax.annotate(r.architecture.split(" (")[0] + (" †" if hollow else ""), (value(r), r.test_acc),
+                        textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.set(xscale=scale, xlabel=label)
+        ax.grid(alpha=0.3)
+        ax.margins(x=0.2, y=0.15)
+    axes[0].set_ylabel("test accuracy")
+    fig.suptitle(f"Accuracy and cost of each chapter's network ({main} profile"
+                 + (", † another profile)" if any(r.profile != main for r in records) else ")"))
+    fig.tight_layout()
+    return fig

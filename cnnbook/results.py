@@ -81,6 +81,45 @@ def load_results(directory: str | os.PathLike | None = None) -> list[Result]:
     return records
 
 
+def in_book_order(records: list[Result]) -> list[Result]:
+    """The records sorted by chapter, in the order of the book (the profile table's order)."""
+    from .profiles import chapters
+
+    order = {name: i for i, name in enumerate(chapters())}
+    return sorted(records, key=lambda r: (order.get(r.chapter, len(order)), r.chapter))
+
+
+def main_profile(records: list[Result]) -> str | None:
+    """The profile most records come from (rows from any other profile are not comparable with them)."""
+    profiles = [r.profile for r in records]
+    return max(set(profiles), key=lambda p: (profiles.count(p), p == "cpu")) if profiles else None
+
+
+TABLE_COLUMNS = ("network", "parameters", "MACs / image", "test accuracy", "training time", "examples/s",
+                 "epochs", "profile", "device")
+
+
+def table_rows(records: list[Result]) -> list[tuple[str, ...]]:
+    """One row of strings per record, in book order, for the results tables of the site and the comparison
+    chapter. A row from another profile than most rows is marked with † after its profile."""
+    main = main_profile(records)
+    return [(r.architecture, f"{r.parameters:,}", f"{r.macs / 1e6:,.1f} M", f"{r.test_acc:.2%}",
+             f"{r.wall_time_s / 60:.1f} min", f"{r.examples_per_s:,.0f}", str(r.num_epochs),
+             r.profile + (" †" if r.profile != main else ""), r.device_name)
+            for r in in_book_order(records)]
+
+
+def markdown_table(records: list[Result]) -> str:
+    """The results table in Markdown, with a note under it when rows come from different profiles."""
+    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(records)]
+    others = sorted({r.profile for r in records} - {main_profile(records)})
+    if others:
+        lines += ["", f"† from the {', '.join(others)} profile, the others from the {main_profile(records)} "
+                      "profile: different data sizes, networks and epochs, not comparable row by row."]
+    return "\n".join(lines)
+
+
 def versions() -> dict[str, str]:
     """Versions of Python and the libraries a run depends on."""
     import numpy

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -91,22 +90,22 @@ class ChapterCards(SphinxDirective):
 
 class ResultsTable(SphinxDirective):
     def run(self):
-        results = Path(self.env.srcdir) / "results"
-        rows = []
-        for path in sorted(results.glob("*.json")):
+        from cnnbook.results import TABLE_COLUMNS, load_results, main_profile, table_rows
+
+        folder = Path(self.env.srcdir) / "results"
+        for path in sorted(folder.glob("*.json")):
             self.env.note_dependency(str(path))
-            r = json.loads(path.read_text())
-            rows.append((r["architecture"], f"{r['parameters']:,}", f"{r['macs'] / 1e6:,.1f} M",
-                         f"{r['test_acc']:.2%}", f"{r['wall_time_s'] / 60:.1f} min", f"{r['examples_per_s']:,.0f}",
-                         f"{r['num_epochs']}", r["profile"], r["device_name"]))
-        if not rows:
+        records = load_results(folder)
+        if not records:
             return [nodes.paragraph(text="No results recorded yet: execute a chapter (make execute).")]
-        head = ("network", "parameters", "MACs / image", "test accuracy", "training time", "examples/s",
-                "epochs", "profile", "device")
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-        table = (f'<table class="table cnnbook-results"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}'
-                 f"</tr></thead><tbody>{body}</tbody></table>")
-        return [nodes.raw("", f'<div class="cnnbook-scroll">{table}</div>', format="html")]
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                       for row in table_rows(records))
+        table = (f'<table class="table cnnbook-results"><thead><tr>'
+                 f'{"".join(f"<th>{html.escape(h)}</th>" for h in TABLE_COLUMNS)}</tr></thead><tbody>{body}</tbody></table>')
+        others = sorted({r.profile for r in records} - {main_profile(records)})
+        note = (f"<p>† from the {html.escape(', '.join(others))} profile: not comparable row by row.</p>"
+                if others else "")
+        return [nodes.raw("", f'<div class="cnnbook-scroll">{table}</div>{note}', format="html")]
 
 
 def exercises(nb) -> list[tuple[bool, str]]:

@@ -1,0 +1,71 @@
+"""The comparison chapter: reads every results record, marks rows from another profile, shows them all."""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from cnnbook import book
+from cnnbook.results import Result, load_results, markdown_table, table_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTER = ROOT / "chapters" / "11_comparison.ipynb"
+
+
+def record(chapter: str, profile: str = "cpu", acc: float = 0.9) -> Result:
+    return Result(chapter=chapter, architecture=chapter.title(), profile=profile, device="cpu",
+                  device_name="CPU (2 threads)", num_epochs=3, parameters=1000, macs=2_000_000,
+                  input_size=(1, 1, 28, 28), test_acc=acc, train_acc=acc, train_loss=0.3, wall_time_s=90.0,
+                  examples_per_s=2000.0)
+
+
+def test_rows_follow_the_book_and_mark_another_profile():
+    records = [record("vgg"), record("lenet"), record("nin", profile="smoke"), record("alexnet")]
+    rows = table_rows(records)
+    assert [r[0] for r in rows] == ["Lenet", "Alexnet", "Vgg", "Nin"]
+    assert [r[7] for r in rows] == ["cpu", "cpu", "cpu", "smoke †"]
+    table = markdown_table(records)
+    assert "† from the smoke profile" in table and table.count("\n|") == 5
+
+
+def test_one_profile_has_no_marks():
+    table = markdown_table([record("lenet"), record("vgg")])
+    assert "†" not in table
+
+
+def outputs_text(nb) -> str:
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", ""))
+            parts += [str(v) for k, v in out.get("data", {}).items() if k.startswith("text/")]
+    return "\n".join(parts)
+
+
+def test_committed_chapter_shows_every_record_in_results():
+    shown = outputs_text(nbformat.read(CHAPTER, as_version=4))
+    records = load_results(ROOT / "results")
+    assert records
+    for r in records:
+        assert f"| {r.architecture} |" in shown, f"{r.architecture} (results/{r.chapter}.json) is missing: " \
+                                                 f"re-execute {CHAPTER.name} after the chapters"
+        assert f"{r.test_acc:.2%}" in shown
+
+
+def test_chapter_marks_a_row_from_another_profile(tmp_path, monkeypatch):
+    folder = tmp_path / "results"
+    shutil.copytree(ROOT / "results", folder)
+    first = sorted(folder.glob("*.json"))[0]
+    values = json.loads(first.read_text())
+    values["profile"] = "smoke"
+    first.write_text(json.dumps(values))
+    monkeypatch.setenv("CNNBOOK_RESULTS", str(folder))
+    out = tmp_path / CHAPTER.name
+    book.execute(CHAPTER, "smoke", output=out)
+    shown = outputs_text(nbformat.read(out, as_version=4))
+    assert f"| {values['architecture']} |" in shown and "smoke †" in shown
+    assert f"Not comparable with them (another profile): {values['architecture']}" in shown
