@@ -216,12 +216,15 @@ def plot_network(net, input_size: Sequence[int] = (1, 1, 28, 28), labels: Sequen
     labels = ["input"] + list(labels or [type(m).__name__ for _, m, _ in boxes[1:]])
     if len(labels) != len(boxes):
         raise ValueError(f"{len(labels) - 1} labels given for {len(boxes) - 1} drawn layers")
+    def side(shape: tuple) -> int:  # a feature map's side; 1 for a vector
+        return shape[2] if len(shape) == 4 else 1
+
+    largest = max(side(shape) for _, _, shape in boxes)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.05 * len(boxes)), 3.0))
     x = 0.0
     for (name, module, shape), label in zip(boxes, labels):
         channels = shape[1]
-        side = shape[2] if len(shape) == 4 else 1
-        height = 0.6 + 2.2 * math.sqrt(side / max(s[2][2] if len(s[2]) == 4 else 1 for s in boxes))
+        height = 0.6 + 2.2 * math.sqrt(side(shape) / largest)
         width = 0.25 + 0.12 * math.log2(max(channels, 1))
         color = "#BBBBBB" if module is None else _COLORS[_kind(module)]
         ax.add_patch(FancyBboxPatch((x, -height / 2), width, height, boxstyle="round,pad=0.02",

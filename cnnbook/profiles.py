@@ -90,7 +90,7 @@ _CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # --- VGG (chapter 5) ---
     "vgg": {  # VGG-11's first 3 blocks at 28x28 (cpu); all 5 blocks on 64x64 images (gpu)
-        "cpu": dict(num_epochs=15, lr=0.05, batch_size=128,
+        "cpu": dict(num_epochs=15, lr=0.05, batch_size=128, label_smoothing=0.1,
                     model=dict(config="vgg11", num_stages=3, width_divisor=4, fc_units=512)),
         "gpu": dict(num_epochs=15, lr=0.05, batch_size=128, augment=True, resize=64,
                     model=dict(config="vgg11", num_stages=5, width_divisor=2, fc_units=1024)),
