@@ -172,9 +172,50 @@ EXERCISES: dict[str, Count | OutputSize] = {
     "nin/fc-params": Count("parameters of a linear layer from 384·5·5 inputs to 4096 outputs",
                            linear_params(384 * 5 * 5, 4096), "384·5·5·4096 weights + 4096 biases"),
     # --- GoogLeNet (chapter 7) ---
+    "googlenet/3a-channels": Count("output channels of Inception block 3a", 64 + 128 + 32 + 32,
+                                   "64 + 128 + 32 + 32: the four branches' outputs, stacked"),
+    "googlenet/conv1-output": OutputSize(n=224, kernel_size=7, stride=2, padding=3),
+    "googlenet/3a-5x5-branch-params": Count("parameters of block 3a's 5 × 5 branch",
+                                            conv_params(192, 16, 1) + conv_params(16, 32, 5),
+                                            "1·1·192·16 + 16 for the reduction, 5·5·16·32 + 32 for the 5 × 5"),
+    "googlenet/3a-5x5-no-reduction-params": Count("parameters of a 5 × 5 convolution from 192 to 32 channels",
+                                                  conv_params(192, 32, 5), "5·5·192·32 weights + 32 biases"),
     # --- Batch normalization (chapter 8) ---
+    "batchnorm/bn64-params": Count("learnable parameters of nn.BatchNorm2d(64)", 2 * 64,
+                                   "a scale γ and a shift β per channel: 2 · 64; the running estimates are buffers"),
+    "batchnorm/running-mean": Count("the running mean after one update", (1 - 0.1) * 2.0 + 0.1 * 7.0,
+                                    "(1 − momentum) · old + momentum · batch mean = 0.9 · 2.0 + 0.1 · 7.0"),
+    "batchnorm/normalised-value": Count("the normalised output for the value 7", 2 * (7 - 4) / 5**0.5 + 1,
+                                        "μ = 4, σ² = (9 + 1 + 1 + 9)/4 = 5, y = γ · (7 − μ)/√σ² + β = 2 · 3/√5 + 1"),
+    "batchnorm/vgg11-extra-params": Count("parameters batch normalisation adds to VGG-11",
+                                          2 * (64 + 128 + 256 + 256 + 512 + 512 + 512 + 512),
+                                          "a γ and a β per output channel of its 8 convolutions: "
+                                          "2 · (64 + 128 + 256 + 256 + 512 + 512 + 512 + 512)"),
     # --- ResNet (chapter 9) ---
+    "resnet/basic-block-params": Count("parameters of a basic block with 64 channels in and out",
+                                       2 * conv_params(64, 64, 3, bias=False) + 2 * 2 * 64,
+                                       "2 · 3·3·64·64 weights (no biases) + 2 BNs · 2·64 (scale and shift)"),
+    "resnet/bottleneck-params": Count("parameters of a bottleneck block 256 → 64 → 64 → 256",
+                                      conv_params(256, 64, 1, bias=False) + conv_params(64, 64, 3, bias=False)
+                                      + conv_params(64, 256, 1, bias=False) + 2 * (64 + 64 + 256),
+                                      "1·1·256·64 + 3·3·64·64 + 1·1·64·256 weights + 2·(64 + 64 + 256) BN"),
+    "resnet/projection-params": Count("parameters of a projection shortcut from 128 to 256 channels",
+                                      conv_params(128, 256, 1, bias=False) + 2 * 256,
+                                      "1·1·128·256 weights + 2·256 (BN scale and shift)"),
+    "resnet/imagenet-stem-on-28": OutputSize(n=28, kernel_size=7, stride=2, padding=3),
     # --- DenseNet (chapter 10) ---
+    "densenet/densenet169-block3-channels": Count("channels out of DenseNet-169's third dense block", 256 + 32 * 32,
+                                                  "block 1: 64 + 6·32 = 256, halved to 128; block 2: 128 + 12·32 "
+                                                  "= 512, halved to 256; block 3: 256 + 32·32"),
+    "densenet/dense-layer-params": Count("parameters of the last layer of DenseNet-121's first block",
+                                         2 * 224 + conv_params(224, 128, 1, bias=False) + 2 * 128
+                                         + conv_params(128, 32, 3, bias=False),
+                                         "2·224 (BN) + 224·128 (1×1) + 2·128 (BN) + 3·3·128·32 (3×3): the layer "
+                                         "reads 64 + 5·32 = 224 channels"),
+    "densenet/transition-params": Count("parameters of the transition after DenseNet-169's third block",
+                                        2 * 1280 + conv_params(1280, 640, 1, bias=False),
+                                        "2·1280 (BN) + 1·1·1280·640 weights (1,280 channels compressed to 640)"),
+    "densenet/transition-pool-output": OutputSize(n=7, kernel_size=2, stride=2),
 }
 
 

@@ -170,12 +170,10 @@ def _kind(module) -> str:
                         ("norm", ("norm",))):
         if any(w in name for w in words):
             return kind
-    # a block: colour it by the first layer it contains that has a kind
-    for child in module.children():
-        kind = _kind(child)
-        if kind != "other":
-            return kind
-    return "other"
+    # a block: colour it by the first layer it contains that has a kind, passing over normalisation
+    # (a pre-activation block, BN-ReLU-conv, is a convolution block)
+    kinds = [_kind(child) for child in module.children()]
+    return next((k for k in kinds if k not in ("norm", "other")), "norm" if "norm" in kinds else "other")
 
 
 def plot_network(net, input_size: Sequence[int] = (1, 1, 28, 28), labels: Sequence[str] | None = None,

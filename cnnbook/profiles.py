@@ -102,24 +102,34 @@ _CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
                     model=dict(widths=(64, 128, 256), first_conv=(5, 1, 2))),
     },
     # --- GoogLeNet (chapter 7) ---
-    "googlenet": {
-        "cpu": dict(num_epochs=8, lr=0.05, batch_size=128, model=dict()),
-        "gpu": dict(num_epochs=15, lr=0.05, batch_size=128, augment=True, model=dict()),
+    "googlenet": {  # all nine Inception blocks with batch norm; first_conv = (kernel_size, stride, padding)
+        "cpu": dict(num_epochs=5, lr=0.1, batch_size=128,
+                    model=dict(width_divisor=8, first_conv=(3, 1, 1), batch_norm=True, dropout=0.0)),
+        # the paper's widths, 7x7 stride-2 first convolution and dropout, on images enlarged to 96x96
+        "gpu": dict(num_epochs=15, lr=0.05, batch_size=128, augment=True, resize=96,
+                    model=dict(width_divisor=1, first_conv=(7, 2, 3), batch_norm=True, dropout=0.4)),
     },
     # --- Batch normalization (chapter 8) ---
-    "batchnorm": {
-        "cpu": dict(num_epochs=8, lr=0.1, batch_size=128, model=dict()),
-        "gpu": dict(num_epochs=15, lr=0.1, batch_size=128, augment=True, model=dict()),
+    "batchnorm": {  # LeNet-5 (ReLU, max pooling) with batch norm; width multiplies every layer
+        "cpu": dict(num_epochs=8, lr=0.1, batch_size=128, model=dict(width=1.0, activation="relu", pool="max")),
+        "gpu": dict(num_epochs=20, lr=0.1, batch_size=128, augment=True,
+                    model=dict(width=2.0, activation="relu", pool="max")),
     },
     # --- ResNet (chapter 9) ---
-    "resnet": {
-        "cpu": dict(num_epochs=8, lr=0.1, batch_size=128, model=dict()),
-        "gpu": dict(num_epochs=20, lr=0.1, batch_size=128, augment=True, model=dict()),
+    "resnet": {  # cpu: 3x3 stem + 2x2 max pooling, three stages of one basic block (ResNet-8, narrow)
+        "cpu": dict(num_epochs=5, lr=0.1, batch_size=128, label_smoothing=0.1,
+                    model=dict(block="basic", layers=(1, 1, 1), widths=(24, 48, 96), stem="3x3+pool")),
+        # gpu: ResNet-18's four stages and widths with a 3x3 stem, as for CIFAR-10
+        "gpu": dict(num_epochs=20, lr=0.1, batch_size=128, augment=True, label_smoothing=0.1,
+                    model=dict(block="basic", layers=(2, 2, 2, 2), widths=(64, 128, 256, 512), stem="3x3")),
     },
     # --- DenseNet (chapter 10) ---
-    "densenet": {
-        "cpu": dict(num_epochs=8, lr=0.1, batch_size=128, model=dict()),
-        "gpu": dict(num_epochs=20, lr=0.1, batch_size=128, augment=True, model=dict()),
+    "densenet": {  # cpu: k = 12, 3x3 stem + 2x2 max pooling, three small dense blocks (DenseNet-28)
+        "cpu": dict(num_epochs=4, lr=0.1, batch_size=128, label_smoothing=0.1,
+                    model=dict(growth_rate=12, block_config=(2, 4, 6), num_init_features=24, stem="3x3+pool")),
+        # gpu: the paper's DenseNet-BC for CIFAR (L = 100, k = 12) at 28x28
+        "gpu": dict(num_epochs=20, lr=0.1, batch_size=128, augment=True, label_smoothing=0.1,
+                    model=dict(growth_rate=12, block_config=(16, 16, 16), num_init_features=24, stem="3x3")),
     },
 }
 

@@ -1,0 +1,92 @@
+"""Chapter 10 (DenseNet): the chapter's model against torchvision, its blocks, every profile's form, the exercises."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnbook import count_params, settings
+from cnnbook.book import chapter_code
+from cnnbook.exercises import EXERCISES, check
+from cnnbook.profiles import PROFILE_NAMES
+
+CHAPTER = Path(__file__).resolve().parents[1] / "chapters" / "10_densenet.ipynb"
+
+
+@pytest.fixture(scope="module")
+def code():
+    return chapter_code(CHAPTER)
+
+
+@pytest.mark.parametrize("name, block_config, expected", [("densenet121", (6, 12, 24, 16), 7_978_856),
+                                                          ("densenet169", (6, 12, 32, 32), 14_149_480)])
+def test_paper_configuration_matches_torchvision(code, name, block_config, expected):
+    torchvision = pytest.importorskip("torchvision")
+    net = code.densenet(block_config=block_config)
+    assert count_params(net) == expected
+    reference = getattr(torchvision.models, name)(weights=None)
+    assert count_params(net) == count_params(reference)
+    # the same layers in the same order: the parameter shapes agree one by one
+    assert [p.shape for p in net.parameters()] == [p.shape for p in reference.parameters()]
+
+
+def test_default_is_densenet121_and_maps_an_imagenet_image_to_1000_scores(code):
+    net = code.densenet().eval()
+    assert count_params(net) == 7_978_856
+    with torch.no_grad():
+        assert net.stem(torch.zeros(1, 3, 224, 224)).shape == (1, 64, 56, 56)
+        assert net(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)
+
+
+def test_dense_block_concatenates_its_input_and_every_layers_output(code):
+    block = code.DenseBlock(num_layers=3, in_channels=8, growth_rate=4).eval()
+    X = torch.randn(2, 8, 5, 5)
+    with torch.no_grad():
+        Y = block(X)
+    assert block.out_channels == 8 + 3 * 4 and Y.shape == (2, 20, 5, 5)
+    assert torch.equal(Y[:, :8], X)  # the input is passed on unchanged
+    assert [layer[0].num_features for layer in block.layers] == [8, 12, 16]  # each layer reads all maps so far
+
+
+def test_transition_compresses_and_halves(code):
+    with torch.no_grad():
+        assert code.transition(256, 128)(torch.zeros(1, 256, 56, 56)).shape == (1, 128, 28, 28)
+    net = code.densenet(block_config=(2, 2), num_init_features=16, growth_rate=4, compression=0.5)
+    assert net.transition1[2].out_channels == (16 + 2 * 4) // 2
+
+
+def test_unknown_stem_is_explained(code):
+    with pytest.raises(ValueError, match="stem must be"):
+        code.densenet(stem="5x5")
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_fashion_mnist_form_of_each_profile_trains(code, profile):
+    S = settings("densenet", profile)
+    side = S.resize or 28
+    net = code.densenet(1, 10, **S.model)
+    X = torch.randn(2, 1, side, side)
+    out = net(X)
+    assert out.shape == (2, 10)
+    out.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_exercise_answers_match_the_chapters_modules(code):
+    densenet169 = code.densenet(block_config=(6, 12, 32, 32))
+    assert EXERCISES["densenet/densenet169-block3-channels"].expected == densenet169.block3.out_channels
+    densenet121 = code.densenet()
+    assert EXERCISES["densenet/dense-layer-params"].expected == count_params(densenet121.block1.layers[-1])
+    assert EXERCISES["densenet/transition-params"].expected == count_params(densenet169.transition3)
+    with torch.no_grad():
+        side = code.transition(4, 2)(torch.zeros(1, 4, 7, 7)).shape[-1]
+    assert EXERCISES["densenet/transition-pool-output"].expected == side
+
+
+@pytest.mark.parametrize("name", [n for n in EXERCISES if n.startswith("densenet/")])
+def test_exercise_checks_accept_the_right_answer_and_reject_a_wrong_one(name):
+    expected = EXERCISES[name].expected
+    assert check(name, expected)
+    assert not check(name, expected + 1)
+    assert not check(name, None)

@@ -1,0 +1,103 @@
+"""Chapter 9 (ResNet): the chapter's model against torchvision, its blocks, every profile's form, the exercises."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnbook import count_params, settings
+from cnnbook.book import chapter_code
+from cnnbook.exercises import EXERCISES, check
+from cnnbook.profiles import PROFILE_NAMES
+
+CHAPTER = Path(__file__).resolve().parents[1] / "chapters" / "09_resnet.ipynb"
+
+
+@pytest.fixture(scope="module")
+def code():
+    return chapter_code(CHAPTER)
+
+
+@pytest.mark.parametrize("depth, expected", [(18, 11_689_512), (34, 21_797_672), (50, 25_557_032)])
+def test_paper_configuration_matches_torchvision(code, depth, expected):
+    torchvision = pytest.importorskip("torchvision")
+    block, layers = code.RESNET_CONFIGS[depth]
+    net = code.resnet(block=block, layers=layers)
+    assert count_params(net) == expected
+    reference = getattr(torchvision.models, f"resnet{depth}")(weights=None)
+    assert count_params(net) == count_params(reference)
+    # the same layers in the same order: the parameter shapes agree one by one
+    assert [p.shape for p in net.parameters()] == [p.shape for p in reference.parameters()]
+
+
+def test_default_is_resnet18_and_maps_an_imagenet_image_to_1000_scores(code):
+    net = code.resnet().eval()
+    assert count_params(net) == 11_689_512
+    with torch.no_grad():
+        assert net.stem(torch.zeros(1, 3, 224, 224)).shape == (1, 64, 56, 56)
+        assert net(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)
+
+
+def test_shortcuts_identity_projection_and_none(code):
+    same = code.basic_block(16, 16)
+    assert isinstance(same.shortcut, torch.nn.Identity)
+    down = code.basic_block(16, 32, stride=2)
+    assert isinstance(down.shortcut[0], torch.nn.Conv2d) and down.shortcut[0].stride == (2, 2)
+    assert down(torch.randn(2, 16, 8, 8)).shape == (2, 32, 4, 4)
+    assert code.basic_block(16, 16, shortcut=False).shortcut is None
+    bottleneck = code.bottleneck_block(256, 64)
+    assert isinstance(bottleneck.shortcut, torch.nn.Identity)
+    assert bottleneck(torch.randn(2, 256, 8, 8)).shape == (2, 256, 8, 8)
+
+
+def test_a_residual_block_with_zero_last_bn_scale_is_the_identity_on_relu_outputs(code):
+    block = code.basic_block(8, 8)
+    torch.nn.init.zeros_(block.residual[-1].weight)
+    X = torch.rand(4, 8, 6, 6)
+    assert torch.allclose(block(X), X)
+
+
+def test_plain_network_has_the_same_layers_without_the_shortcuts(code):
+    residual = code.resnet(1, 10, layers=(3, 3, 3), widths=(8, 16, 32), stem="3x3")
+    plain = code.resnet(1, 10, layers=(3, 3, 3), widths=(8, 16, 32), stem="3x3", shortcut=False)
+    convs = lambda net: sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())  # noqa: E731
+    assert convs(residual) == 1 + 18 + 2  # stem, 6n convolutions (n = 3), two projections
+    assert convs(plain) == 1 + 18
+    assert plain(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_unknown_stem_is_explained(code):
+    with pytest.raises(ValueError, match="stem must be"):
+        code.resnet(stem="5x5")
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_fashion_mnist_form_of_each_profile_trains(code, profile):
+    S = settings("resnet", profile)
+    side = S.resize or 28
+    net = code.resnet(1, 10, **S.model)
+    X = torch.randn(2, 1, side, side)
+    out = net(X)
+    assert out.shape == (2, 10)
+    out.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_exercise_answers_match_the_chapters_modules(code):
+    assert EXERCISES["resnet/basic-block-params"].expected == count_params(code.basic_block(64, 64))
+    assert EXERCISES["resnet/bottleneck-params"].expected == count_params(code.bottleneck_block(256, 64))
+    projection = code.basic_block(128, 256, stride=2).shortcut
+    assert EXERCISES["resnet/projection-params"].expected == count_params(projection)
+    stem_conv = code.resnet(in_channels=1).stem[0]
+    with torch.no_grad():
+        side = stem_conv(torch.zeros(1, 1, 28, 28)).shape[-1]
+    assert EXERCISES["resnet/imagenet-stem-on-28"].expected == side
+
+
+@pytest.mark.parametrize("name", [n for n in EXERCISES if n.startswith("resnet/")])
+def test_exercise_checks_accept_the_right_answer_and_reject_a_wrong_one(name):
+    expected = EXERCISES[name].expected
+    assert check(name, expected)
+    assert not check(name, expected + 1)
+    assert not check(name, None)
