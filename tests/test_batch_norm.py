@@ -1,0 +1,131 @@
+"""Chapter 8 (Batch normalization): the chapter's BatchNorm against nn.BatchNorm1d/2d, its VGG-11 with
+batch norm against torchvision's vgg11_bn, and every profile's Fashion-MNIST form."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from cnnbook import count_params, settings
+from cnnbook.book import chapter_code
+from cnnbook.exercises import check
+from cnnbook.profiles import PROFILE_NAMES
+
+CHAPTER = Path(__file__).resolve().parents[1] / "chapters" / "08_batch_norm.ipynb"
+
+
+@pytest.fixture(scope="module")
+def code():
+    return chapter_code(CHAPTER)
+
+
+def pair(code, reference: nn.Module, momentum: float = 0.1, eps: float = 1e-5):
+    """Ours and the reference with the same (random) scale and shift."""
+    ours = code.BatchNorm(reference.num_features, eps=eps, momentum=momentum)
+    with torch.no_grad():
+        ours.weight.uniform_(0.5, 2.0)
+        ours.bias.uniform_(-1.0, 1.0)
+        reference.weight.copy_(ours.weight)
+        reference.bias.copy_(ours.bias)
+    return ours, reference
+
+
+@pytest.mark.parametrize("shape, reference", [
+    ((8, 3, 5, 5), lambda: nn.BatchNorm2d(3)),
+    ((32, 6, 4, 7), lambda: nn.BatchNorm2d(6, momentum=0.3, eps=1e-3)),
+    ((16, 5), lambda: nn.BatchNorm1d(5)),
+])
+def test_from_scratch_batch_norm_matches_pytorch(code, shape, reference):
+    torch.manual_seed(0)
+    ref = reference()
+    ours, ref = pair(code, ref, momentum=ref.momentum, eps=ref.eps)
+    for _ in range(4):  # training mode: batch statistics, running estimates updated
+        X = 3 * torch.randn(shape) + 2
+        X_ref = X.clone().requires_grad_()
+        X = X.requires_grad_()
+        Y, Y_ref = ours(X), ref(X_ref)
+        torch.testing.assert_close(Y, Y_ref)
+        (Y * torch.arange(Y.numel()).reshape(Y.shape).sin()).sum().backward()
+        (Y_ref * torch.arange(Y.numel()).reshape(Y.shape).sin()).sum().backward()
+        torch.testing.assert_close(X.grad, X_ref.grad)
+    torch.testing.assert_close(ours.weight.grad, ref.weight.grad)
+    torch.testing.assert_close(ours.bias.grad, ref.bias.grad)
+    torch.testing.assert_close(ours.running_mean, ref.running_mean)
+    torch.testing.assert_close(ours.running_var, ref.running_var)
+    ours.eval(), ref.eval()  # evaluation mode: the running estimates, no update
+    X = 3 * torch.randn(shape) + 2
+    torch.testing.assert_close(ours(X), ref(X))
+    torch.testing.assert_close(ours.running_mean, ref.running_mean)
+
+
+def test_from_scratch_batch_norm_state_and_channels_last(code):
+    bn = code.BatchNorm(4)
+    assert count_params(bn) == 8
+    assert set(dict(bn.named_buffers())) == {"running_mean", "running_var"}
+    X = torch.randn(8, 4, 5, 5).to(memory_format=torch.channels_last)
+    torch.testing.assert_close(bn(X), nn.BatchNorm2d(4)(X))
+
+
+def test_scratch_and_nn_networks_agree(code):
+    torch.manual_seed(1)
+    ours, theirs = code.bn_lenet(norm="scratch"), code.bn_lenet(norm="nn")
+    theirs.load_state_dict(ours.state_dict(), strict=False)  # nn's num_batches_tracked is extra
+    X = torch.randn(16, 1, 28, 28)
+    torch.testing.assert_close(ours(X), theirs(X))
+    ours.eval(), theirs.eval()
+    torch.testing.assert_close(ours(X), theirs(X))
+
+
+def test_vgg11_bn_matches_torchvision(code):
+    torchvision = pytest.importorskip("torchvision")
+    net, reference = code.vgg11_bn(), torchvision.models.vgg11_bn(weights=None)
+    assert count_params(net) == count_params(reference) == 132_868_840
+    assert [p.shape for p in net.parameters()] == [p.shape for p in reference.parameters()]
+    assert count_params(code.vgg11_bn(norm=None)) == count_params(torchvision.models.vgg11(weights=None))
+    with torch.no_grad():
+        assert net.eval()(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_fashion_mnist_form_of_each_profile_trains(code, profile):
+    S = settings("batchnorm", profile)
+    side = S.resize or 28
+    variants = [{}, {"norm": None}, {"norm": "scratch"}, {"activation": "sigmoid", "pool": "avg"}]
+    for variant in variants:  # the trained form and those of the chapter's experiments
+        net = code.bn_lenet(1, 10, **{**S.model, **variant})
+        X = torch.randn(4, 1, side, side)
+        out = net(X)
+        assert out.shape == (4, 10)
+        out.sum().backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_unknown_norm_is_explained(code):
+    with pytest.raises(ValueError, match="norm must be"):
+        code.bn_lenet(norm="layer")
+
+
+@pytest.mark.parametrize("name, right, wrong", [
+    ("batchnorm/bn64-params", 128, 256),
+    ("batchnorm/running-mean", 2.5, 7.0),
+    ("batchnorm/normalised-value", 3.68, 2.34),
+    ("batchnorm/vgg11-extra-params", 5_504, 2_752),
+])
+def test_exercise_checks(name, right, wrong):
+    assert check(name, right) and not check(name, wrong)
+
+
+def test_exercise_answers_agree_with_pytorch():
+    bn = nn.BatchNorm1d(1, eps=1e-12)  # the exercise ignores epsilon
+    with torch.no_grad():
+        bn.weight.fill_(2.0)
+        bn.bias.fill_(1.0)
+        bn.running_mean.fill_(2.0)
+    y = bn(torch.tensor([[1.0], [3.0], [5.0], [7.0]]))
+    assert check("batchnorm/normalised-value", y[3].item())
+    bn.running_mean.fill_(2.0)
+    bn(torch.full((4, 1), 7.0) + torch.tensor([[-1.0], [1.0], [-1.0], [1.0]]))  # batch mean 7.0
+    assert check("batchnorm/running-mean", bn.running_mean.item())
+    assert check("batchnorm/bn64-params", count_params(nn.BatchNorm2d(64)))
