@@ -65,7 +65,7 @@ def resnet_cpu():
 # name, network factory, recipe (d2l's train_ch6 recipe: plain SGD, Xavier init, constant lr)
 BENCHMARKS = [
     ("LeNet (d2l's: sigmoid + avg pool)", lenet_1998, dict(lr=0.9, batch_size=256, num_epochs=10)),
-    ("ResNet (chapter 9, cpu profile)", resnet_cpu, dict(lr=0.05, batch_size=256, num_epochs=2)),
+    ("ResNet (chapter 9, cpu profile)", resnet_cpu, dict(lr=0.05, batch_size=256, num_epochs=1)),
 ]
 
 
