@@ -68,3 +68,11 @@ def isolate_search(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(fmnist, "SYSTEM_DIR", tmp_path / "no-system-dir")
     monkeypatch.setattr(fmnist, "MIRROR", "http://127.0.0.1:9/")  # the discard port: refused at once
+
+
+def assert_trains(net: torch.nn.Module, side: int = 28, batch: int = 2) -> None:
+    """A forward pass of (batch, 1, side, side) gives (batch, 10) scores, and backward reaches every parameter."""
+    out = net(torch.randn(batch, 1, side, side))
+    assert out.shape == (batch, 10)
+    out.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())

@@ -10,6 +10,7 @@ from torch import nn
 
 from cnnbook import count_params, settings
 from cnnbook.book import chapter_code
+from conftest import assert_trains
 from cnnbook.exercises import check
 from cnnbook.profiles import PROFILE_NAMES
 
@@ -94,12 +95,7 @@ def test_fashion_mnist_form_of_each_profile_trains(code, profile):
     side = S.resize or 28
     variants = [{}, {"norm": None}, {"norm": "scratch"}, {"activation": "sigmoid", "pool": "avg"}]
     for variant in variants:  # the trained form and those of the chapter's experiments
-        net = code.bn_lenet(1, 10, **{**S.model, **variant})
-        X = torch.randn(4, 1, side, side)
-        out = net(X)
-        assert out.shape == (4, 10)
-        out.sum().backward()
-        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+        assert_trains(code.bn_lenet(1, 10, **{**S.model, **variant}), side, batch=4)
 
 
 def test_unknown_norm_is_explained(code):

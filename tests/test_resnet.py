@@ -8,6 +8,7 @@ import torch
 
 from cnnbook import count_params, settings
 from cnnbook.book import chapter_code
+from conftest import assert_trains
 from cnnbook.exercises import EXERCISES, check
 from cnnbook.profiles import PROFILE_NAMES
 
@@ -76,12 +77,7 @@ def test_unknown_stem_is_explained(code):
 def test_fashion_mnist_form_of_each_profile_trains(code, profile):
     S = settings("resnet", profile)
     side = S.resize or 28
-    net = code.resnet(1, 10, **S.model)
-    X = torch.randn(2, 1, side, side)
-    out = net(X)
-    assert out.shape == (2, 10)
-    out.sum().backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+    assert_trains(code.resnet(1, 10, **S.model), side)
 
 
 def test_exercise_answers_match_the_chapters_modules(code):
