@@ -76,3 +76,9 @@ def assert_trains(net: torch.nn.Module, side: int = 28, batch: int = 2) -> None:
     assert out.shape == (batch, 10)
     out.sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def assert_same_layers(net: torch.nn.Module, reference: torch.nn.Module) -> None:
+    """The same parameter count as ``reference`` and the same layers in the same order (shapes one by one)."""
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in reference.parameters())
+    assert [p.shape for p in net.parameters()] == [p.shape for p in reference.parameters()]

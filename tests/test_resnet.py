@@ -8,7 +8,7 @@ import torch
 
 from cnnbook import count_params, settings
 from cnnbook.book import chapter_code
-from conftest import assert_trains
+from conftest import assert_same_layers, assert_trains
 from cnnbook.exercises import EXERCISES, check
 from cnnbook.profiles import PROFILE_NAMES
 
@@ -26,10 +26,7 @@ def test_paper_configuration_matches_torchvision(code, depth, expected):
     block, layers = code.RESNET_CONFIGS[depth]
     net = code.resnet(block=block, layers=layers)
     assert count_params(net) == expected
-    reference = getattr(torchvision.models, f"resnet{depth}")(weights=None)
-    assert count_params(net) == count_params(reference)
-    # the same layers in the same order: the parameter shapes agree one by one
-    assert [p.shape for p in net.parameters()] == [p.shape for p in reference.parameters()]
+    assert_same_layers(net, getattr(torchvision.models, f"resnet{depth}")(weights=None))
 
 
 def test_default_is_resnet18_and_maps_an_imagenet_image_to_1000_scores(code):
