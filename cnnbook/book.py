@@ -123,6 +123,41 @@ def chapter_code(path: str | os.PathLike, tag: str = "model") -> SimpleNamespace
     return SimpleNamespace(**{k: v for k, v in namespace.items() if not k.startswith("__")})
 
 
+# The chapters that train a network: results key -> (notebook, how the chapter builds the network it trains
+# from its own code and the profile's settings). The builders are the chapters' own functions, run by
+# chapter_code; a test checks that each line builds the network of the chapter's results record.
+NETWORKS = {
+    "training": ("02_training_a_cnn.ipynb", lambda code, S: code.tiny_cnn(S.model["width"])),
+    "lenet": ("03_lenet.ipynb", lambda code, S: code.lenet(1, 10, padding=2, **S.model)),
+    "alexnet": ("04_alexnet.ipynb", lambda code, S: code.alexnet(1, 10, image_size=S.resize or 28, **S.model)),
+    "vgg": ("05_vgg.ipynb", lambda code, S: code.vgg(
+        code.VGG_CONFIGS[S.model["config"]], in_channels=1, num_classes=10, image_size=S.resize or 28,
+        num_stages=S.model["num_stages"], width_divisor=S.model["width_divisor"], fc_units=S.model["fc_units"])),
+    "nin": ("06_nin.ipynb", lambda code, S: code.nin(in_channels=1, num_classes=10, widths=S.model["widths"],
+                                                     first_conv=S.model["first_conv"])),
+    "googlenet": ("07_googlenet.ipynb", lambda code, S: code.googlenet(in_channels=1, num_classes=10, **S.model)),
+    "batchnorm": ("08_batch_norm.ipynb", lambda code, S: code.bn_lenet(1, 10, **S.model)),
+    "resnet": ("09_resnet.ipynb", lambda code, S: code.resnet(in_channels=1, num_classes=10, **S.model)),
+    "densenet": ("10_densenet.ipynb", lambda code, S: code.densenet(in_channels=1, num_classes=10, **S.model)),
+}
+
+
+def chapters_dir() -> Path:
+    """The book's ``chapters/`` folder (next to the package in a checkout)."""
+    return Path(__file__).resolve().parents[1] / "chapters"
+
+
+def build_network(chapter: str, profile: str = "cpu"):
+    """The network chapter ``chapter`` (a results key, e.g. ``"resnet"``) trains in ``profile``, built by
+    the chapter's own code. Needs the book's notebooks (a checkout of the repository)."""
+    from .profiles import settings
+
+    if chapter not in NETWORKS:
+        raise KeyError(f"No network for {chapter!r}; chapters with one: {', '.join(NETWORKS)}.")
+    notebook, build = NETWORKS[chapter]
+    return build(chapter_code(chapters_dir() / notebook), settings(chapter, profile))
+
+
 def main(argv: list[str] | None = None) -> int:
     from .profiles import current_profile
 
