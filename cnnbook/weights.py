@@ -71,6 +71,7 @@ def _write_atomically(path: Path, write) -> None:
             write(file)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; the package's files are readable by all
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
