@@ -11,11 +11,17 @@ Files found nowhere are downloaded from the official mirror into the cache (or `
 Every file is checked -- length and SHA-256 of its uncompressed bytes -- before use, so a
 truncated download or a corrupt copy is reported instead of being trained on.
 
+The 60,000 training images are split once, the same way on every machine: the **validation**
+split is the last 500 images of each class in the official training file (5,000 images; the file's
+order is already random), the **training** split the other 55,000. Settings are chosen on the
+validation split; the 10,000 **test** images are evaluated once, at the end of a chapter's run.
+
 Batches are cut, normalised, resized and augmented on the training device: the whole data
 set is a few dozen megabytes of uint8, so there is no DataLoader and no per-image Python.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import math
@@ -29,6 +35,8 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .errors import CnnbookError, SettingsError
 
 CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -57,7 +65,10 @@ OFFLINE_HELP = (
 )
 
 
-class DataError(RuntimeError):
+VAL_PER_CLASS = 500  # the validation split: the last 500 images of each class in the training file
+
+
+class DataError(CnnbookError, RuntimeError):
     """A Fashion-MNIST file is missing, truncated or corrupt, or could not be downloaded."""
 
 
@@ -73,6 +84,16 @@ def search_dirs(root: str | os.PathLike | None = None) -> list[Path]:
     if os.environ.get("CNNBOOK_DATA"):
         dirs.append(Path(os.environ["CNNBOOK_DATA"]).expanduser())
     return dirs + [cache_dir(), SYSTEM_DIR]
+
+
+def _check_folders(root) -> None:
+    """A ``root`` or ``$CNNBOOK_DATA`` that does not exist is a mistake to report, not to skip silently."""
+    for what, folder in (("root", root), ("CNNBOOK_DATA", os.environ.get("CNNBOOK_DATA"))):
+        if folder and not Path(folder).expanduser().is_dir():
+            raise DataError(
+                f"{what}={str(folder)!r} is not a folder. Give the folder that holds the four Fashion-MNIST "
+                f"files, or leave {what} unset to use the usual places."
+            )
 
 
 def _find(name: str, dirs: list[Path]) -> Path | None:
@@ -115,6 +136,7 @@ def download(name: str, target_dir: Path, mirror: str | None = None) -> Path:
     """Download ``name.gz`` into ``target_dir``, verified before it gets its final name."""
     from tqdm.auto import tqdm
 
+    created = [d for d in (target_dir, *target_dir.parents) if not d.exists()]
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / f"{name}.gz"
     partial = target.with_suffix(".gz.part")
@@ -128,11 +150,18 @@ def download(name: str, target_dir: Path, mirror: str | None = None) -> Path:
                     bar.update(len(chunk))
     except (urllib.error.URLError, OSError, TimeoutError) as err:
         partial.unlink(missing_ok=True)
+        for folder in created:  # leave no empty folders behind (innermost first)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise DataError(
             f"Fashion-MNIST file {name}.gz was not found locally and could not be downloaded from {url} "
             f"({err}).\nLooked in: {', '.join(str(d) for d in search_dirs())}.\n{OFFLINE_HELP}"
         ) from None
-    read_verified(partial, name)  # never give a partial or corrupt download the real name
+    try:
+        read_verified(partial, name)  # never give a partial or corrupt download the real name
+    except DataError:
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(target)
     return target
 
@@ -143,6 +172,7 @@ def locate(root: str | os.PathLike | None = None, allow_download: bool = True) -
     Raises:
         DataError: a file is missing and downloading is off or fails.
     """
+    _check_folders(root)
     dirs = search_dirs(root)
     paths: dict[str, Path] = {}
     for name in FILES:
@@ -154,6 +184,12 @@ def locate(root: str | os.PathLike | None = None, allow_download: bool = True) -
                 )
             found = download(name, dirs[0] if root else cache_dir())
         paths[name] = found
+    env = os.environ.get("CNNBOOK_DATA")
+    if env and not root:
+        elsewhere = sorted({str(p.parent) for p in paths.values()
+                            if p.parent.resolve() != Path(env).expanduser().resolve()})
+        if elsewhere:
+            print(f"Fashion-MNIST: not all files are in CNNBOOK_DATA={env}; read from {', '.join(elsewhere)}.")
     return paths
 
 
@@ -180,7 +216,7 @@ def load_arrays(root: str | os.PathLike | None = None, allow_download: bool = Tr
 
 @dataclass
 class FashionMNIST:
-    """Fashion-MNIST held on one device as uint8 images and int64 labels.
+    """Fashion-MNIST held on one device as uint8 images and int64 labels, in three splits.
 
     Use :meth:`batches` to iterate over normalised float batches of shape (B, 1, H, W).
     """
@@ -190,18 +226,32 @@ class FashionMNIST:
     test_images: Tensor
     test_labels: Tensor
     classes: tuple[str, ...] = CLASSES
+    val_images: Tensor | None = None  # the validation split, held out of the 60,000 training images
+    val_labels: Tensor | None = None
 
     @property
     def device(self) -> torch.device:
         return self.train_images.device
 
+    def to(self, device: torch.device | str) -> "FashionMNIST":
+        """The same data on ``device``."""
+        move = (lambda t: None if t is None else t.to(device))
+        return FashionMNIST(move(self.train_images), move(self.train_labels), move(self.test_images),
+                            move(self.test_labels), self.classes, move(self.val_images),
+                            move(self.val_labels))
+
     def split(self, split: str) -> tuple[Tensor, Tensor]:
-        """The (images, labels) of ``"train"`` or ``"test"``."""
+        """The (images, labels) of ``"train"``, ``"val"`` or ``"test"``."""
         if split == "train":
             return self.train_images, self.train_labels
         if split == "test":
             return self.test_images, self.test_labels
-        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+        if split == "val":
+            if self.val_labels is None:
+                raise SettingsError("This data has no validation split: load it with "
+                                    "cnnbook.load_fashion_mnist() (val_size > 0).")
+            return self.val_images, self.val_labels
+        raise SettingsError(f"split must be 'train', 'val' or 'test', not {split!r}.")
 
     def num_batches(self, split: str, batch_size: int) -> int:
         return math.ceil(len(self.split(split)[1]) / batch_size)
@@ -255,35 +305,77 @@ def load_fashion_mnist(
     root: str | os.PathLike | None = None,
     device: torch.device | str | None = None,
     train_subset: int | None = None,
+    val_subset: int | None = None,
     test_subset: int | None = None,
     seed: int = 0,
     allow_download: bool = True,
+    settings=None,
+    val_size: int = 10 * VAL_PER_CLASS,
 ) -> FashionMNIST:
     """Find, verify and load Fashion-MNIST onto ``device`` (default: the fastest available).
 
+    The training file's 60,000 images are split into 55,000 for training and 5,000 for validation
+    (the last 500 of each class in the file; the same on every machine), see the module's docstring.
+
     Args:
-        root: a directory to look in first (and to download into).
-        train_subset, test_subset: keep only this many images, a class-balanced random sample
-            chosen by ``seed`` (for quick runs); None keeps all.
+        root: a folder to look in first (and to download into).
+        train_subset, val_subset, test_subset: keep only this many images of a split, a class-balanced
+            random sample chosen by ``seed`` (for quick runs); None keeps all.
+        settings: a chapter's :class:`~cnnbook.Settings`; its ``train_subset``, ``val_subset`` and
+            ``test_subset`` are used, e.g. ``load_fashion_mnist(settings=S)``.
         allow_download: download files found nowhere locally.
+        val_size: how many training images the validation split holds (0: none; a multiple of 10).
 
     Raises:
         DataError: a file is missing (and cannot be downloaded), truncated or corrupt.
+        SettingsError: a subset size that is not a whole number between 1 and the split's size.
     """
-    from .profiles import default_device
+    from .profiles import Settings, default_device
 
+    if settings is not None:
+        if not isinstance(settings, Settings):
+            raise SettingsError(f"settings must be a chapter's Settings (cnnbook.settings(...)), not "
+                                f"{type(settings).__name__}.")
+        train_subset, val_subset, test_subset = settings.train_subset, settings.val_subset, settings.test_subset
+    if not isinstance(val_size, int) or isinstance(val_size, bool) or not 0 <= val_size <= 30_000 \
+            or val_size % 10:
+        raise SettingsError(f"val_size must be a multiple of 10 between 0 and 30,000, not {val_size!r}.")
     arrays = load_arrays(root, allow_download)
     device = torch.device(device) if device else default_device()
     generator = torch.Generator().manual_seed(seed)
-    parts = []
-    for prefix in ("train", "t10k"):
-        images, labels = arrays[f"{prefix}-images-idx3-ubyte"], arrays[f"{prefix}-labels-idx1-ubyte"].long()
-        subset = train_subset if prefix == "train" else test_subset
-        if subset is not None and subset < len(labels):
-            keep = _balanced_sample(labels, subset, generator)
-            images, labels = images[keep], labels[keep]
-        parts += [images.to(device), labels.to(device)]
-    return FashionMNIST(*parts)
+    images, labels = arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"].long()
+    is_val = validation_mask(labels, val_size // 10)
+    splits = {
+        "train": (images[~is_val], labels[~is_val], train_subset),
+        "val": (images[is_val], labels[is_val], val_subset),
+        "test": (arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"].long(), test_subset),
+    }
+    parts = {}
+    for split, (X, y, subset) in splits.items():
+        if subset is not None:
+            _check_subset(f"{split}_subset", subset, len(y))
+            if subset < len(y):
+                keep = _balanced_sample(y, subset, generator)
+                X, y = X[keep], y[keep]
+        parts[split] = (X.to(device), y.to(device))
+    val = parts["val"] if val_size else (None, None)
+    return FashionMNIST(*parts["train"], *parts["test"], CLASSES, *val)
+
+
+def validation_mask(labels: Tensor, per_class: int = VAL_PER_CLASS) -> Tensor:
+    """True for the validation images: the last ``per_class`` images of each class, in file order."""
+    mask = torch.zeros(len(labels), dtype=torch.bool)
+    for c in range(len(CLASSES)):
+        idx = torch.nonzero(labels == c).flatten()
+        if per_class:
+            mask[idx[-per_class:]] = True
+    return mask
+
+
+def _check_subset(name: str, value, size: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= size:
+        raise SettingsError(f"{name}={value!r}: give a whole number of images from 1 to {size:,} (the split's "
+                            f"size), or None for all of them.")
 
 
 def _balanced_sample(labels: Tensor, size: int, generator: torch.Generator) -> Tensor:

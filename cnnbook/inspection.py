@@ -6,6 +6,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .errors import NetworkError
+
 COLUMNS = ("output_size", "num_params", "mult_adds")
 
 
@@ -13,7 +15,7 @@ def check_forward(net: nn.Module, input_size: Sequence[int], num_classes: int | 
     """Run one forward pass of zeros and turn a shape mismatch into an error that says what to fix.
 
     Raises:
-        ValueError: the network cannot take ``input_size`` or does not return ``num_classes`` scores.
+        NetworkError: the network cannot take ``input_size`` or does not return ``num_classes`` scores.
     """
     device = next(net.parameters()).device if any(True for _ in net.parameters()) else torch.device("cpu")
     X = torch.zeros(*input_size, device=device)
@@ -23,25 +25,55 @@ def check_forward(net: nn.Module, input_size: Sequence[int], num_classes: int | 
         with torch.no_grad():
             out = net(X)
     except RuntimeError as err:
-        raise ValueError(
-            f"{type(net).__name__} cannot process an input of shape {tuple(input_size)} "
-            f"(batch, channels, height, width):\n  {str(err).splitlines()[0]}\n"
-            "Check the first convolution's in_channels (Fashion-MNIST images have 1 channel), the input "
-            "resolution the network was designed for (see the profile's 'resize'), and the in_features of "
-            "the first Linear layer after Flatten. cnnbook.summary(net, input_size) shows the shapes "
-            "layer by layer, up to the layer that fails."
+        raise NetworkError(
+            f"{type(net).__name__} cannot take images of shape {tuple(input_size)}: "
+            f"{str(err).splitlines()[0][:160]}\n"
+            "Check the first convolution's in_channels (1 for Fashion-MNIST), the profile's resize, and the "
+            "first Linear's in_features; cnnbook.summary(net, input_size) shows the shapes layer by layer."
         ) from None
     finally:
         net.train(was_training)
+    if not isinstance(out, torch.Tensor):
+        raise NetworkError(
+            f"{type(net).__name__} returns a {type(out).__name__}, not one tensor of class scores. Return only "
+            "the scores from forward (e.g. GoogLeNet's auxiliary outputs: return them only when training "
+            "them, or drop them)."
+        )
     if num_classes is not None and tuple(out.shape) != (input_size[0], num_classes):
-        raise ValueError(
+        raise NetworkError(
             f"{type(net).__name__} returns shape {tuple(out.shape)} for a batch of {input_size[0]}, "
             f"expected ({input_size[0]}, {num_classes}): one score per class. Check the last layer's "
             f"output size (num_classes={num_classes})."
         )
 
 
-def summary(net: nn.Module, input_size: Sequence[int] = (1, 1, 28, 28), depth: int = 3, **kwargs):
+class Summary:
+    """torchinfo's table, fitted to a ~90-character code box, with the multiply-adds' unit spelled right.
+
+    Attributes such as ``total_params`` and ``total_mult_adds`` are torchinfo's ``ModelStatistics``'.
+    """
+
+    def __init__(self, stats):
+        self.stats = stats
+
+    def __getattr__(self, name):
+        return getattr(self.stats, name)
+
+    def __repr__(self) -> str:
+        # torchinfo prints its unit as "Units.MEGABYTES" for mult-adds (a known bug): write the unit ourselves
+        lines = []
+        for line in str(self.stats).splitlines():
+            if line.startswith("Total mult-adds"):
+                macs = self.stats.total_mult_adds
+                line = (f"Total mult-adds: {macs / 1e9:,.2f} G" if macs >= 1e9 else
+                        f"Total mult-adds: {macs / 1e6:,.2f} M")
+            lines.append(line)
+        return "\n".join(lines)
+
+    __str__ = __repr__
+
+
+def summary(net: nn.Module, input_size: Sequence[int] = (1, 1, 28, 28), depth: int = 3, **kwargs) -> Summary:
     """torchinfo's table: per layer the output shape, parameters and multiply-adds.
 
     Args:
@@ -51,18 +83,20 @@ def summary(net: nn.Module, input_size: Sequence[int] = (1, 1, 28, 28), depth: i
         **kwargs: passed on to ``torchinfo.summary`` (e.g. ``col_names``).
 
     Returns:
-        torchinfo's ``ModelStatistics``: shown as the table, with ``total_params`` and
-        ``total_mult_adds`` as numbers.
+        A :class:`Summary`: shown as the table, with ``total_params`` and ``total_mult_adds`` as numbers.
+        Multiply-adds count convolutions and linear layers only; element-wise work (ReLU, pooling,
+        batch norm at inference) is left out, as in most papers.
     """
     import torchinfo
 
     device = next(net.parameters()).device if any(True for _ in net.parameters()) else "cpu"
-    options = dict(col_names=COLUMNS, depth=depth, verbose=0, device=device, row_settings=("var_names",))
+    options = dict(col_names=COLUMNS, depth=depth, verbose=0, device=device, row_settings=("var_names",),
+                   col_width=16)
     options.update(kwargs)
     try:
-        return torchinfo.summary(net, input_size=tuple(input_size), **options)
+        return Summary(torchinfo.summary(net, input_size=tuple(input_size), **options))
     except RuntimeError as err:  # torchinfo wraps the layer's error; say what to do about it
-        check_forward(net, input_size)  # raises the actionable ValueError when the shapes are wrong
+        check_forward(net, input_size)  # raises the actionable NetworkError when the shapes are wrong
         raise err
 
 

@@ -14,6 +14,7 @@ and never hard-code epochs or widths.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import random
 import sys
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from .errors import SettingsError
 
 PROFILE_NAMES = ("smoke", "cpu", "gpu")
 
@@ -44,9 +47,43 @@ class Settings:
     label_smoothing: float = 0.0
     augment: bool = False  # random crop (2 px padding) + horizontal flip
     resize: int | None = None  # side length the 28x28 images are resized to, None keeps 28
-    train_subset: int | None = None  # None: all 60,000 training images
+    train_subset: int | None = None  # None: all 55,000 training images
+    val_subset: int | None = None  # None: all 5,000 validation images
     test_subset: int | None = None  # None: all 10,000 test images
     model: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Catch the usual slips (a string for a number, zero epochs...) with a message that says the fix."""
+        def fail(message: str):
+            raise SettingsError(f"Settings: {message}")
+
+        def whole(name: str, low: int, allow_none: bool = False):
+            value = getattr(self, name)
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                fail(f"{name}={value!r} must be a whole number >= {low}, e.g. S.replace({name}={max(low, 2)}).")
+
+        whole("num_epochs", 1)
+        whole("batch_size", 1)
+        for name in ("train_subset", "val_subset", "test_subset"):
+            whole(name, 1, allow_none=True)
+        if self.resize is not None:
+            whole("resize", 8)
+        for name in ("lr", "momentum", "weight_decay", "label_smoothing"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                fail(f"{name}={value!r} must be a number, e.g. {name}=0.1 (not in quotes).")
+        if self.lr <= 0:
+            fail(f"lr={self.lr!r} must be positive, e.g. lr=0.1.")
+        if not 0 <= self.label_smoothing < 1:
+            fail(f"label_smoothing={self.label_smoothing!r} must be in [0, 1), e.g. 0.1.")
+        if self.optimizer not in ("sgd", "adamw"):
+            fail(f"optimizer={self.optimizer!r}: use 'sgd' or 'adamw'.")
+        if self.schedule not in ("onecycle", "cosine", "constant"):
+            fail(f"schedule={self.schedule!r}: use 'onecycle', 'cosine' or 'constant'.")
+        if not isinstance(self.model, dict):
+            fail(f"model must be a dict of the network's knobs, not {type(self.model).__name__}.")
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some settings changed, e.g. ``S.replace(num_epochs=3)``."""
@@ -134,7 +171,7 @@ _CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 # smoke = the cpu run's model and recipe, cut to a small subset and one epoch.
-_SMOKE = dict(num_epochs=1, train_subset=2048, test_subset=1024)
+_SMOKE = dict(num_epochs=1, train_subset=2048, val_subset=1024, test_subset=1024)
 
 
 def default_device() -> torch.device:
@@ -152,7 +189,7 @@ def current_profile() -> str:
     name = os.environ.get("CNNBOOK_PROFILE", "").strip().lower()
     if name:
         if name not in PROFILE_NAMES:
-            raise ValueError(
+            raise SettingsError(
                 f"CNNBOOK_PROFILE={name!r} is not a profile. Use one of {', '.join(PROFILE_NAMES)} "
                 "(or unset it to choose by device)."
             )
@@ -169,13 +206,14 @@ def settings(chapter: str, profile: str | None = None) -> Settings:
     """The settings for ``chapter`` under ``profile`` (default: :func:`current_profile`).
 
     Raises:
-        KeyError: the chapter has no entry in the table (the message lists those that do).
+        SettingsError: an unknown profile, or a chapter with no entry in the table (the message lists those
+            that do).
     """
     profile = profile or current_profile()
     if profile not in PROFILE_NAMES:
-        raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}.")
+        raise SettingsError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}.")
     if chapter not in _CHAPTERS:
-        raise KeyError(f"No settings for chapter {chapter!r}. Known chapters: {', '.join(_CHAPTERS)}.")
+        raise SettingsError(f"No settings for chapter {chapter!r}. Known chapters: {', '.join(_CHAPTERS)}.")
     base = "cpu" if profile == "smoke" else profile
     values: dict[str, Any] = {**_DEFAULTS[base], **_CHAPTERS[chapter][base]}
     if profile == "smoke":

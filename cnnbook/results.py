@@ -1,8 +1,11 @@
 """Results records: one JSON file per trained chapter, read by the comparison chapter and the landing page."""
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import tempfile
 import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,7 +14,11 @@ from typing import Any
 
 @dataclass
 class Result:
-    """What a training run did and how well: JSON-serialisable, written to ``results/``."""
+    """What a training run did and how well: JSON-serialisable, written to ``results/``.
+
+    The test set is evaluated once, at the end of a chapter's run; experiment trials are compared on the
+    validation split and leave ``test_acc`` None.
+    """
 
     chapter: str
     architecture: str
@@ -22,9 +29,9 @@ class Result:
     parameters: int
     macs: int  # multiply-accumulates of one forward pass of one image
     input_size: tuple[int, ...]
-    test_acc: float
+    test_acc: float | None  # None: the test set was not evaluated (an experiment's trial)
     train_acc: float
-    train_loss: float
+    train_loss: float | None
     wall_time_s: float  # training time, evaluation included
     examples_per_s: float  # training examples per second of training (data preparation included)
     status: str = "finished"  # "finished", "interrupted" or "diverged"
@@ -32,26 +39,92 @@ class Result:
     settings: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    val_acc: float | None = None  # accuracy on the validation split after the last epoch
+    test_acc_se: float | None = None  # standard error of test_acc: sqrt(p (1 - p) / n)
+    test_size: int | None = None  # number of test images
+    per_class_acc: list[float] | None = None  # test accuracy of each class
+    confusion: list[list[int]] | None = None  # test counts [true class][predicted class]
+    precision: str = "fp32"  # the arithmetic of training and evaluation: "fp32", "bf16" (CPU) or "fp16" (CUDA)
+    learned: bool = True  # False when the run ended near chance level
+    weights_sha256: str | None = None  # SHA-256 of the shipped weights saved from this run
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "finished" and self.num_epochs > 0
 
     def summary(self) -> str:
-        """One line: test accuracy, speed, device and wall time."""
+        """One line: test (or validation) accuracy, speed, device and wall time."""
         minutes, seconds = divmod(round(self.wall_time_s), 60)
+        if self.test_acc is not None:
+            acc = f"test accuracy {self.test_acc:.4f}"
+            if self.test_acc_se:
+                acc += f" ± {self.test_acc_se:.4f}"
+        elif self.val_acc is not None:
+            acc = f"validation accuracy {self.val_acc:.4f}"
+        else:
+            acc = "no accuracy"
         return (
-            f"{self.architecture}: test accuracy {self.test_acc:.4f} after {plural(self.num_epochs, 'epoch')} · "
-            f"{self.examples_per_s:,.0f} examples/s · {self.device_name} · {minutes} min {seconds:02d} s"
-            + ("" if self.status == "finished" else f" · {self.status}")
+            f"{self.architecture}: {acc} after {plural(self.num_epochs, 'epoch')} · "
+            f"{self.examples_per_s:,.0f} examples/s · {self.precision} · {self.device_name} · "
+            f"{minutes} min {seconds:02d} s" + ("" if self.status == "finished" else f" · {self.status}")
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _json_safe(asdict(self))
 
-    def save(self, directory: str | os.PathLike | None = None) -> Path:
-        """Write ``<directory>/<chapter>.json`` (default directory: :func:`results_dir`)."""
+    def save(self, directory: str | os.PathLike | None = None) -> Path | None:
+        """Write ``<directory>/<chapter>.json`` (default directory: :func:`results_dir`), atomically.
+
+        A run that did not finish (interrupted, diverged, or no epoch done) never replaces a record:
+        it is not saved, and one line says so. Returns the path written, or None.
+        """
         directory = Path(directory) if directory else results_dir()
-        directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.chapter}.json"
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        if not self.finished:
+            kept = "the finished record in it is kept" if path.exists() else "nothing was written"
+            print(f"Not saved: this run is {self.status} after {plural(self.num_epochs, 'epoch')}, so "
+                  f"{path.name} is left as it was ({kept}). Run the training cell again to finish it.")
+            return None
+        write_json_atomically(path, self.to_dict())
         return path
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Result":
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in values.items() if k in known}
+        values["input_size"] = tuple(values.get("input_size", ()))
+        return cls(**values)
+
+
+def _json_safe(value):
+    """NaN and infinities become None: the file stays valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json_atomically(path: Path, values: Any) -> None:
+    """Write JSON to a temporary file beside ``path``, then rename it: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_json_safe(values), indent=1, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def standard_error(p: float, n: int) -> float:
+    """The standard error of an accuracy p measured on n images: sqrt(p (1 - p) / n)."""
+    return math.sqrt(p * (1 - p) / n) if n else float("nan")
 
 
 def plural(n: int, word: str) -> str:
@@ -71,14 +144,30 @@ def results_dir() -> Path:
 
 
 def load_results(directory: str | os.PathLike | None = None) -> list[Result]:
-    """Every record in the results folder, sorted by file name."""
+    """Every finished record in the results folder, sorted by file name."""
     directory = Path(directory) if directory else results_dir()
     records = []
     for path in sorted(directory.glob("*.json")):
-        values = json.loads(path.read_text())
-        values["input_size"] = tuple(values["input_size"])
-        records.append(Result(**values))
+        try:
+            result = Result.from_dict(json.loads(path.read_text()))
+        except (ValueError, TypeError) as err:
+            print(f"Skipped {path.name}: not a valid results record ({err}).")
+            continue
+        if result.finished:
+            records.append(result)
     return records
+
+
+def load_result(chapter: str, directory: str | os.PathLike | None = None) -> Result | None:
+    """The finished record of ``chapter`` (e.g. ``"lenet"``), or None if it has none."""
+    path = (Path(directory) if directory else results_dir()) / f"{chapter}.json"
+    if not path.is_file():
+        return None
+    try:
+        result = Result.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError):
+        return None
+    return result if result.finished else None
 
 
 def in_book_order(records: list[Result]) -> list[Result]:
@@ -95,16 +184,24 @@ def main_profile(records: list[Result]) -> str | None:
     return max(set(profiles), key=lambda p: (profiles.count(p), p == "cpu")) if profiles else None
 
 
-TABLE_COLUMNS = ("network", "parameters", "MACs / image", "test accuracy", "training time", "examples/s",
-                 "epochs", "profile", "device")
+TABLE_COLUMNS = ("network", "test accuracy", "training time", "parameters", "MACs / image", "epochs",
+                 "examples/s", "precision", "profile", "device")
+
+
+def accuracy_text(r: Result) -> str:
+    """``92.41 % ± 0.27`` (points): the test accuracy and its standard error."""
+    if r.test_acc is None:
+        return "–"
+    se = f" ± {100 * r.test_acc_se:.2f}" if r.test_acc_se else ""
+    return f"{100 * r.test_acc:.2f} %{se}"
 
 
 def table_rows(records: list[Result]) -> list[tuple[str, ...]]:
     """One row of strings per record, in book order, for the results tables of the site and the comparison
-    chapter. A row from another profile than most rows is marked with † after its profile."""
+    chapter (columns: :data:`TABLE_COLUMNS`). A row from another profile than most rows is marked with †."""
     main = main_profile(records)
-    return [(r.architecture, f"{r.parameters:,}", f"{r.macs / 1e6:,.1f} M", f"{r.test_acc:.2%}",
-             f"{r.wall_time_s / 60:.1f} min", f"{r.examples_per_s:,.0f}", str(r.num_epochs),
+    return [(r.architecture, accuracy_text(r), f"{r.wall_time_s / 60:.1f} min", f"{r.parameters:,}",
+             f"{r.macs / 1e6:,.1f} M", str(r.num_epochs), f"{r.examples_per_s:,.0f}", r.precision,
              r.profile + (" †" if r.profile != main else ""), r.device_name)
             for r in in_book_order(records)]
 
