@@ -77,7 +77,8 @@ def test_exercise_answers_match_the_chapters_modules(code):
     assert EXERCISES["densenet/transition-pool-output"].expected == side
 
 
-@pytest.mark.parametrize("name", [n for n in EXERCISES if n.startswith("densenet/")])
+@pytest.mark.parametrize("name", [n for n, e in EXERCISES.items()  # the numeric ones
+                                  if n.startswith("densenet/") and hasattr(e, "expected")])
 def test_exercise_checks_accept_the_right_answer_and_reject_a_wrong_one(name):
     expected = EXERCISES[name].expected
     assert check(name, expected)

@@ -1,0 +1,702 @@
+"""The machinery of the checked exercises: the Check result, the kinds of exercise, the helpers.
+
+A check never raises: whatever a reader passes (text, a list, NaN, a module, a function...), it
+returns a :class:`Check` that says in one short line what is wrong. A wrong answer's hint names the
+method and the mistake it probably comes from; the worked numbers are shown only once it is right.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import math
+import numbers
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+RIGHT, WRONG = "✓ Right. ", "✗ Not yet. "  # U+2713 / U+2717: shown by every browser, no emoji font
+
+
+class Check:
+    """The outcome of a check: truthy when right; shown as a "✓ Right." / "✗ Not yet." line."""
+
+    def __init__(self, ok: bool, message: str):
+        self.ok, self.message = bool(ok), message
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __repr__(self) -> str:
+        return (RIGHT if self.ok else WRONG) + self.message
+
+    __str__ = __repr__
+
+
+NO_ANSWER = Check(False, "No answer yet: replace None with your answer and run the cell again.")
+
+
+def right(message: str) -> Check:
+    return Check(True, message)
+
+
+def wrong(message: str) -> Check:
+    return Check(False, message)
+
+
+# --- formulas ---------------------------------------------------------------------------------
+
+
+def conv_output_size(n: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
+    """⌊(n + 2p − k) / s⌋ + 1: the side of a convolution's or pooling layer's output."""
+    return (n + 2 * padding - kernel_size) // stride + 1
+
+
+def conv_params(in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
+                groups: int = 1) -> int:
+    """Parameters of a Conv2d: weights k·k·(c_in/groups)·c_out, plus c_out biases."""
+    weights = kernel_size * kernel_size * (in_channels // groups) * out_channels
+    return weights + (out_channels if bias else 0)
+
+
+def linear_params(in_features: int, out_features: int, bias: bool = True) -> int:
+    """Parameters of a Linear layer: in·out weights plus out biases."""
+    return in_features * out_features + (out_features if bias else 0)
+
+
+# --- reading an answer of any type ------------------------------------------------------------
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A short one-line rendering of any value, for messages."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ is still an answer to describe
+        text = f"<{type(value).__name__}>"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _number_text(number: float) -> str:
+    return f"{int(number)}" if float(number).is_integer() else f"{number:g}"
+
+
+def _parse_number(text: str) -> float | None:
+    cleaned = text.strip().replace("_", "").replace(" ", "").replace("\u202f", "")
+    if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?", cleaned):
+        cleaned = cleaned.replace(",", "")
+    try:
+        value = float(cleaned)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def what_it_is(value: Any) -> str:
+    """A few words naming the kind of a value a reader passed: "a tuple", "a function"..."""
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    if isinstance(value, nn.Module):
+        return f"a module ({type(value).__name__})"
+    if inspect.isclass(value):
+        return f"a class ({value.__name__})"
+    if callable(value):
+        return f"a function ({getattr(value, '__name__', type(value).__name__)})"
+    article = "an" if type(value).__name__[:1].lower() in "aeiou" else "a"
+    return f"{article} {type(value).__name__}"
+
+
+def as_number(answer: Any, integer: bool = False) -> float | int | Check:
+    """The number in ``answer``, or a :class:`Check` that says why it is not one.
+
+    Accepts ints, floats, numpy scalars, fractions and one-element tensors or arrays; a whole float
+    such as 2416.0 counts as 2416. Text, lists, NaN, booleans, modules... get a one-line reason.
+
+    Args:
+        answer: whatever the reader passed.
+        integer: a whole number is expected (a count, a side): say so for a fractional answer.
+    """
+    if answer is None:
+        return NO_ANSWER
+    if isinstance(answer, bool):
+        return wrong(f"{answer} is a yes/no value, not a number: write the number itself.")
+    if isinstance(answer, str):
+        number = _parse_number(answer)
+        if number is not None:
+            return wrong(f"{shown(answer)} is text; write the number without quotes: {_number_text(number)}")
+        return wrong(f"{shown(answer)} is text, not a number: write a number, without quotes.")
+    if isinstance(answer, torch.Tensor) or type(answer).__module__ == "numpy":
+        size = getattr(answer, "numel", None)
+        size = answer.numel() if isinstance(answer, torch.Tensor) else getattr(answer, "size", 0)
+        if size == 1:
+            try:
+                return as_number(answer.item(), integer)
+            except Exception:  # noqa: BLE001
+                pass
+        return wrong(f"That is {what_it_is(answer)} with {size} values; one number is expected here.")
+    if isinstance(answer, (list, tuple, set, frozenset, dict, range)):
+        kind = what_it_is(answer)
+        return wrong(f"{shown(answer)} is {kind}; one number is expected here, not several.")
+    if isinstance(answer, complex) or not isinstance(answer, numbers.Real):
+        return wrong(f"That is {what_it_is(answer)}; this exercise wants one number.")
+    try:
+        number = float(answer)
+    except Exception:  # noqa: BLE001
+        return wrong(f"That is {what_it_is(answer)}; this exercise wants one number.")
+    if math.isnan(number):
+        return wrong("nan is not a number: the calculation that made it went wrong (0/0, inf − inf?).")
+    if math.isinf(number):
+        return wrong(f"{number} is infinite: check for a division by zero in your calculation.")
+    if isinstance(answer, numbers.Integral):
+        return int(answer)
+    if integer and number.is_integer():
+        return int(number)
+    return number
+
+
+# --- the kinds of exercise --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Count:
+    """An exercise whose answer is a number.
+
+    Args:
+        what: what the number is, e.g. "parameters of LeNet's C3".
+        expected: the right answer (computed with the formulas above, not typed in).
+        method: how to get it, in general terms, shown with a wrong answer; no numbers that give
+            the answer away, e.g. "weights k·k·c_in·c_out plus one bias per output channel".
+        worked: the worked calculation, shown only with the right answer.
+        mistakes: wrong answers that come from a known mistake, each with its hint,
+            e.g. {conv_params(6, 16, 5, bias=False): "That leaves out the biases."}.
+        tolerance: relative tolerance for a fractional expected value (0.5 %).
+    """
+
+    what: str
+    expected: float
+    method: str
+    worked: str = ""
+    mistakes: Mapping[float, str] = field(default_factory=dict)
+    tolerance: float = 0.005
+
+    @property
+    def integer(self) -> bool:
+        return isinstance(self.expected, numbers.Integral)
+
+    def matches(self, value: float, target: float) -> bool:
+        if self.integer:
+            return value == target
+        return abs(value - target) <= self.tolerance * max(1.0, abs(target))
+
+    def check(self, answer: Any) -> Check:
+        value = as_number(answer, self.integer)
+        if isinstance(value, Check):
+            return value
+        if self.matches(value, self.expected):
+            shown_expected = f"{self.expected:,}" if self.integer else f"{self.expected:,.4g}"
+            worked = f" ({self.worked})" if self.worked else ""
+            return right(f"{self.what} = {shown_expected}{worked}.")
+        given = f"{value:,}" if isinstance(value, int) else f"{value:,.6g}"
+        for mistake, hint in self.mistakes.items():
+            if mistake != self.expected and self.matches(value, mistake):
+                return wrong(f"{given} is not right. {hint} Method: {self.method}.")
+        if self.integer and isinstance(value, float):
+            return wrong(f"{given} is not a whole number; a count is. Method: {self.method}.")
+        return wrong(f"{given} is not right. Method: {self.method}.")
+
+
+def first_wins(pairs: Sequence[tuple[float, str]]) -> dict[float, str]:
+    """A ``mistakes`` dict from (wrong value, hint) pairs; where two mistakes give the same value,
+    the first pair's hint is kept."""
+    mistakes: dict[float, str] = {}
+    for value, hint in pairs:
+        mistakes.setdefault(value, hint)
+    return mistakes
+
+
+def ConvParams(what: str, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
+               copies: int = 1) -> Count:
+    """A Count of a convolution's parameters (``copies`` identical ones), with its usual mistakes.
+
+    Spots: biases left out, biases counted twice or per input channel, biases where there are none,
+    c_in or c_out left out, k instead of k·k.
+    """
+    k, ci, co, n = kernel_size, in_channels, out_channels, copies
+    weights, biases = k * k * ci * co, (co if bias else 0)
+    mistakes = first_wins([
+        (n * weights, "That is the weights alone: add one bias per output channel."),
+        (n * (weights + 2 * co), "That counts the biases twice: one bias per output channel."),
+        (n * (weights + ci), "One bias per output channel (filter), not per input channel."),
+        (n * (k * k * co + biases), "Each filter spans every input channel: multiply by c_in too."),
+        (n * (k * k * ci + biases), "There is one filter per output channel: multiply by c_out."),
+        (n * (k * ci * co + biases), "A k × k kernel has k·k weights per pair of channels, not k."),
+    ] if bias else [
+        (n * (weights + co), "This convolution has no biases (bias=False): count the weights only."),
+        (n * k * k * co, "Each filter spans every input channel: multiply by c_in too."),
+        (n * k * ci * co, "A k × k kernel has k·k weights per pair of channels, not k."),
+    ])
+    if n > 1:
+        mistakes.setdefault(weights + biases, f"That is one of the {n}; count them all.")
+    method = "weights k·k·c_in·c_out" + (" plus one bias per output channel" if bias else ", no biases")
+    worked = f"{k}·{k}·{ci}·{co}" + (f" + {co}" if bias else "")
+    worked = f"{n} · ({worked})" if n > 1 else f"{worked}"
+    return Count(what, n * (weights + biases), method + (f", times {n}" if n > 1 else ""), worked,
+                 mistakes)
+
+
+def LinearParams(what: str, in_features: int, out_features: int, bias: bool = True) -> Count:
+    """A Count of a linear layer's parameters, with its usual mistakes."""
+    i, o = in_features, out_features
+    weights = i * o
+    mistakes = first_wins([
+        (weights, "That is the weights alone: add one bias per output."),
+        (weights + 2 * o, "That counts the biases twice: one bias per output."),
+        (weights + i, "One bias per output, not per input."),
+    ] if bias else [(weights + o, "This layer has no biases (bias=False): count the weights only.")])
+    method = "in_features · out_features weights" + (" plus one bias per output" if bias else "")
+    return Count(what, linear_params(i, o, bias), method, f"{i:,}·{o:,}" + (f" + {o:,}" if bias else ""),
+                 mistakes)
+
+
+@dataclass(frozen=True)
+class OutputSize:
+    """An exercise whose answer is a layer's output side for an input side ``n``.
+
+    Spots: padding forgotten or put on one side only, no rounding down, stride forgotten, the
+    ``+ 1`` forgotten, rounding up.
+    """
+
+    n: int
+    kernel_size: int
+    stride: int = 1
+    padding: int = 0
+    what: str = "the output side"
+
+    @property
+    def expected(self) -> int:
+        return conv_output_size(self.n, self.kernel_size, self.stride, self.padding)
+
+    method = "⌊(n + 2p − k) / s⌋ + 1"
+
+    def mistakes(self) -> list[tuple[float, str]]:
+        """(wrong value, hint) for the usual mistakes, the likeliest first."""
+        n, k, s, p = self.n, self.kernel_size, self.stride, self.padding
+        return [
+            ((n + 2 * p - k) / s + 1, "Round the division down before adding 1."),
+            (-(-(n + 2 * p - k) // s) + 1, "Round the division down, not up, before adding 1."),
+            (conv_output_size(n, k, s, 0), "Don't forget the padding, added on both sides (2p)."),
+            ((n + p - k) // s + 1, "The padding goes on both sides: add 2p, not p."),
+            ((n + 4 * p - k) // s + 1, "Add p on each side, 2p in all, not 4p."),
+            (conv_output_size(n, k, 1, p), "Don't forget the stride: divide by s."),
+            ((n + 2 * p - k) // s, "Don't forget the + 1 (the first position of the window)."),
+            (n, "That is the input side; the window fits in fewer positions unless padded."),
+        ]
+
+    def check(self, answer: Any) -> Check:
+        value = as_number(answer, integer=True)
+        if isinstance(value, Check):
+            return value
+        n, k, s, p = self.n, self.kernel_size, self.stride, self.padding
+        if value == self.expected:
+            return right(f"⌊({n} + 2·{p} − {k}) / {s}⌋ + 1 = {self.expected}.")
+        hint = next((h for m, h in self.mistakes() if m != self.expected and value == m), "")
+        if not hint and isinstance(value, float):
+            hint = "A side is a whole number of pixels: round down."
+        given = f"{value:,}" if isinstance(value, int) else f"{value:,.6g}"
+        return wrong(f"{given} is not {self.what}. {hint + ' ' if hint else ''}Use {self.method}.")
+
+
+def _letters(options: Mapping[str, str]) -> str:
+    letters = list(options)
+    return ", ".join(letters[:-1]) + " or " + letters[-1] if len(letters) > 1 else letters[0]
+
+
+def _normal(text: str) -> str:
+    return " ".join(str(text).lower().split()).strip(" .)(")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A multiple-choice question: the reader answers a letter (or the option's text).
+
+    Args:
+        question: the question, as in the chapter.
+        options: letter => option text, e.g. {"a": "...", "b": "..."}.
+        answer: the right letter.
+        explain: why the right option is right (shown when right).
+        wrong: letter => why that option is wrong (shown when that letter is chosen).
+    """
+
+    question: str
+    options: Mapping[str, str]
+    answer: str
+    explain: str
+    wrong: Mapping[str, str] = field(default_factory=dict)
+
+    def letter(self, answer: Any) -> str | Check:
+        """The letter the reader chose, or a Check saying how to answer."""
+        if answer is None:
+            return NO_ANSWER
+        how = f"Answer with one of {_letters(self.options)}, in quotes: e.g. \"{next(iter(self.options))}\"."
+        if not isinstance(answer, str):
+            return wrong(f"That is {what_it_is(answer)}. {how}")
+        text = _normal(answer)
+        for letter, option in self.options.items():
+            if text in (_normal(letter), _normal(option)):
+                return letter
+        return wrong(f"{shown(answer)} is not one of the options. {how}")
+
+    def check(self, answer: Any) -> Check:
+        letter = self.letter(answer)
+        if isinstance(letter, Check):
+            return letter
+        if letter == self.answer:
+            return right(f"({letter}) {self.explain}")
+        reason = self.wrong.get(letter, "That option does not hold; read the others again.")
+        return wrong(f"({letter}) {reason}")
+
+
+@dataclass(frozen=True)
+class Choices(Choice):
+    """Select all that apply: the answer is the right letters, e.g. "ac", "a, c" or {"a", "c"}."""
+
+    def check(self, answer: Any) -> Check:
+        if answer is None:
+            return NO_ANSWER
+        how = f"Answer with the letters that apply, e.g. \"{''.join(list(self.options)[:2])}\"."
+        if isinstance(answer, str):
+            parts = [p for p in re.split(r"[\s,;/+]+", answer.strip().lower()) if p]
+            if len(parts) == 1 and all(ch in self.options for ch in parts[0]):
+                parts = list(parts[0])
+        elif isinstance(answer, (list, tuple, set, frozenset)) and all(isinstance(a, str) for a in answer):
+            parts = [_normal(a) for a in answer]
+        else:
+            return wrong(f"That is {what_it_is(answer)}. {how}")
+        if not parts or any(p not in self.options for p in parts):
+            return wrong(f"{shown(answer)} is not a set of the options' letters. {how}")
+        chosen, expected = set(parts), set(self.answer)
+        if chosen == expected:
+            return right(self.explain)
+        reasons = [f"({p}) {self.wrong.get(p, 'does not apply.')}" for p in sorted(chosen - expected)]
+        missing = len(expected - chosen)
+        if missing:
+            reasons.append(f"{missing} more option{'s' if missing > 1 else ''} appl{'y' if missing > 1 else 'ies'}.")
+        return wrong(" ".join(reasons))
+
+
+# --- modules: building what the reader passed, and checking its behaviour ---------------------
+
+
+def _signature(build: Callable) -> inspect.Signature | None:
+    try:
+        return inspect.signature(build)
+    except (TypeError, ValueError):
+        return None
+
+
+def _call_text(name: str, args: Sequence, kwargs: Mapping) -> str:
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(parts)})"
+
+
+def as_factory(answer: Any, args: Sequence = (), kwargs: Mapping | None = None,
+               name: str = "your module") -> Callable[[], nn.Module] | Check:
+    """A zero-argument function that builds a fresh copy of the reader's module, or a Check saying why not.
+
+    ``answer`` may be a module (copied each time), a class (built with ``args`` and ``kwargs``) or
+    a function (called with no arguments, or with ``args`` if it needs them).
+    """
+    kwargs = dict(kwargs or {})
+    if answer is None:
+        return NO_ANSWER
+    if isinstance(answer, nn.Module):
+        return lambda: copy.deepcopy(answer)
+    if inspect.isclass(answer) and not issubclass(answer, nn.Module):
+        return wrong(f"{answer.__name__} is a class but not an nn.Module: subclass nn.Module.")
+    if not callable(answer):
+        return wrong(f"That is {what_it_is(answer)}. Pass your class, a function that builds your "
+                     f"module (e.g. lambda: ...), or the module itself.")
+    label = getattr(answer, "__name__", "your function")
+    expected_call = _call_text(label, args, kwargs)
+    sig = _signature(answer)
+    call: tuple[Sequence, Mapping]
+    if sig is None:
+        call = (args, kwargs) if inspect.isclass(answer) else ((), {})
+    else:
+        def binds(a: Sequence, k: Mapping) -> bool:
+            try:
+                sig.bind(*a, **k)
+                return True
+            except TypeError:
+                return False
+
+        if (args or kwargs) and binds(args, kwargs):
+            call = (args, kwargs)
+        elif binds((), {}):
+            call = ((), {})
+        else:
+            return wrong(f"{label}{sig} can't be called as {expected_call}, the way this exercise "
+                         f"builds it: give it those arguments.")
+
+    def build() -> nn.Module:
+        module = answer(*call[0], **call[1])
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"{_call_text(label, *call)} returned {what_it_is(module)}, not an nn.Module")
+        return module
+
+    return build
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    line = text[0] if text else ""
+    line = line if len(line) <= 160 else line[:159] + "…"
+    return f"{type(err).__name__}: {line}" if line else type(err).__name__
+
+
+def parameter_count(module: nn.Module) -> int:
+    """The number of learnable parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def _run(module: nn.Module, X: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        out = module.eval()(X)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"it returns {what_it_is(out)}, not a tensor")
+    return out
+
+
+def output_shape(module: nn.Module, input_size: Sequence[int]) -> tuple[int, ...]:
+    """The shape of ``module``'s output (in eval mode) for a random input of ``input_size``."""
+    return tuple(_run(module, torch.randn(*input_size)).shape)
+
+
+def runs(module: nn.Module, input_size: Sequence[int], name: str = "your module") -> Check:
+    """Whether ``module`` runs on a random input of ``input_size`` and returns a tensor."""
+    try:
+        shape = output_shape(module, input_size)
+    except Exception as err:  # noqa: BLE001 - any failure is the reader's to see
+        return wrong(f"{name} fails on an input of shape {tuple(input_size)}: {_first_line(err)}")
+    return right(f"{name} maps {tuple(input_size)} to {shape}.")
+
+
+def behaves_like(module: nn.Module, reference: nn.Module, input_size: Sequence[int],
+                 name: str = "your module") -> Check:
+    """Whether ``module`` computes what ``reference`` does, once given the reference's weights.
+
+    The weights are copied when both state_dicts hold tensors of the same shapes in the same order;
+    otherwise the check compares the output shapes and the parameter counts only.
+    """
+    mine, ref = copy.deepcopy(module), copy.deepcopy(reference)
+    X = torch.randn(*input_size)
+    try:
+        out = _run(mine, X)
+    except Exception as err:  # noqa: BLE001
+        return wrong(f"{name} fails on an input of shape {tuple(input_size)}: {_first_line(err)}")
+    expected = _run(ref, X)
+    if out.shape != expected.shape:
+        return wrong(f"{name} returns shape {tuple(out.shape)}, expected {tuple(expected.shape)}.")
+    n_mine, n_ref = parameter_count(mine), parameter_count(ref)
+    if n_mine != n_ref:
+        return wrong(f"{name} has {n_mine:,} parameters, expected {n_ref:,}: check the layers' sizes.")
+    mine_state, ref_state = list(mine.state_dict().values()), list(ref.state_dict().values())
+    if len(mine_state) == len(ref_state) and all(
+            a.shape == b.shape for a, b in zip(mine_state, ref_state)):
+        with torch.no_grad():
+            for a, b in zip(mine_state, ref_state):
+                a.copy_(b)
+        out = _run(mine, X)
+        difference = (out - expected).abs().max().item()
+        if not difference <= 1e-4 * max(1.0, expected.abs().max().item()):
+            return wrong(f"With the reference's weights copied in, {name}'s output differs (by up to "
+                         f"{difference:.3g}): check the order of the layers and the activations.")
+    return right(f"{name} maps {tuple(input_size)} to {tuple(out.shape)} with {n_ref:,} parameters.")
+
+
+def adds_its_input(block: nn.Module, input_size: Sequence[int], name: str = "your block") -> Check:
+    """Whether a residual block with an identity shortcut adds its input.
+
+    With the scale (and shift) of its last BatchNorm2d set to zero, the residual branch gives 0, so
+    ReLU(0 + X) = X for a non-negative X. Without a BatchNorm2d, the last convolution is zeroed.
+    """
+    block = copy.deepcopy(block)
+    layers = [m for m in block.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    layers = layers or [m for m in block.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    if not layers:
+        return wrong(f"{name} has no BatchNorm2d or convolution to zero: is the residual branch there?")
+    with torch.no_grad():
+        for p in layers[-1].parameters():
+            p.zero_()
+    X = torch.rand(*input_size)
+    try:
+        out = _run(block, X)
+    except Exception as err:  # noqa: BLE001
+        return wrong(f"{name} fails on an input of shape {tuple(input_size)}: {_first_line(err)}")
+    if out.shape != X.shape:
+        return wrong(f"{name} returns shape {tuple(out.shape)}; an identity shortcut keeps {tuple(X.shape)}.")
+    if not torch.allclose(out, X, atol=1e-5):
+        if torch.allclose(out, torch.zeros_like(out), atol=1e-6):
+            return wrong(f"{name} does not add its input: with the residual branch silenced it "
+                         f"returns zeros. Add the shortcut: ReLU(F(X) + X).")
+        return wrong(f"{name} does not pass its input through when the residual branch gives 0: "
+                     f"return ReLU(F(X) + X), adding X itself.")
+    return right(f"{name} adds its input: with the branch silenced, it returns X.")
+
+
+def concatenates_its_input(layer: nn.Module, input_size: Sequence[int],
+                           name: str = "your layer") -> Check:
+    """Whether a dense layer's output starts with its input: output[:, :C_in] == X."""
+    X = torch.randn(*input_size)
+    try:
+        out = _run(copy.deepcopy(layer), X)
+    except Exception as err:  # noqa: BLE001
+        return wrong(f"{name} fails on an input of shape {tuple(input_size)}: {_first_line(err)}")
+    c_in = X.shape[1]
+    if out.dim() != X.dim() or out.shape[2:] != X.shape[2:]:
+        return wrong(f"{name} returns shape {tuple(out.shape)}; a dense layer keeps the side "
+                     f"of its input {tuple(X.shape)}.")
+    if out.shape[1] <= c_in:
+        return wrong(f"{name} returns {out.shape[1]} channels: only the new features? Concatenate "
+                     f"the input in front: torch.cat((X, Y), dim=1).")
+    if torch.allclose(out[:, :c_in], X):
+        return right(f"{name} returns its input followed by {out.shape[1] - c_in} new channels.")
+    if torch.allclose(out[:, -c_in:], X):
+        return wrong(f"{name} puts its input last; the book's order is the input first: "
+                     f"torch.cat((X, Y), dim=1).")
+    return wrong(f"{name}'s first {c_in} channels are not its input: concatenate X itself, "
+                 f"unchanged, in front of the new features.")
+
+
+@contextlib.contextmanager
+def _leaky_relus(slope: float = 0.2):
+    """For a probe only: every ReLU (module, F.relu, torch.relu, X.relu()) lets negatives through."""
+    import torch.nn.functional as F
+
+    def leaky(input, inplace=False):  # noqa: A002 - F.relu's own argument names
+        return F.leaky_relu(input, slope)
+
+    saved = (F.relu, torch.relu, torch.Tensor.relu, nn.ReLU.forward)
+    F.relu, torch.relu, torch.Tensor.relu = leaky, leaky, leaky
+    nn.ReLU.forward = lambda self, input: leaky(input)
+    try:
+        yield
+    finally:
+        F.relu, torch.relu, torch.Tensor.relu, nn.ReLU.forward = saved
+
+
+def output_channel_groups(module: nn.Module, input_size: Sequence[int]) -> list[int]:
+    """The sizes of the runs of output channels that depend on the same parameters, in order.
+
+    For a block that stacks branches along the channels (Inception), these are its branches'
+    channels: each parameter tensor is perturbed in turn, and the channels it changes are noted.
+    """
+    module = copy.deepcopy(module).eval()
+    X = torch.randn(*input_size)
+    with _leaky_relus(), torch.no_grad():  # a ReLU dead on the whole input would hide a dependency
+        base = _run(module, X)
+        keys: list[set[int]] = [set() for _ in range(base.shape[1])]
+        for index, p in enumerate(module.parameters()):
+            saved = p.detach().clone()
+            p.add_(torch.randn_like(p) + 0.5)
+            changed = (_run(module, X) - base).abs().flatten(2).amax(dim=(0, 2)) > 1e-6
+            p.copy_(saved)
+            for c in torch.nonzero(changed).flatten().tolist():
+                keys[c].add(index)
+    groups: list[int] = []
+    for c, key in enumerate(keys):
+        if c > 0 and key == keys[c - 1]:
+            groups[-1] += 1
+        else:
+            groups.append(1)
+    return groups
+
+
+def branch_channels(module: nn.Module, input_size: Sequence[int], expected: Sequence[int],
+                    name: str = "your block") -> Check:
+    """Whether a block's output stacks its branches with ``expected`` channels, in that order."""
+    try:
+        groups = output_channel_groups(module, input_size)
+    except Exception as err:  # noqa: BLE001
+        return wrong(f"{name} fails on an input of shape {tuple(input_size)}: {_first_line(err)}")
+    expected = list(expected)
+    if groups == expected:
+        return right(f"{name} stacks branches of {' + '.join(map(str, groups))} = {sum(groups)} channels.")
+    if sum(groups) != sum(expected):
+        return wrong(f"{name} returns {sum(groups)} channels; its branches should add up to "
+                     f"{sum(expected)}: check each branch's output channels.")
+    if sorted(groups) == sorted(expected):
+        return wrong(f"{name}'s branches come in another order ({', '.join(map(str, groups))} channels); "
+                     f"concatenate them in the table's order ({', '.join(map(str, expected))}).")
+    return wrong(f"{name}'s output channels do not split into branches of "
+                 f"{', '.join(map(str, expected))} channels (yours: {', '.join(map(str, groups))}): "
+                 f"each branch should see the block's input and end in its own convolution.")
+
+
+def check_module(build: Any, reference: Callable[[], nn.Module] | nn.Module,
+                 input_size: Sequence[int], name: str = "your module", args: Sequence = (),
+                 kwargs: Mapping | None = None) -> Check:
+    """Check a reader's module against a reference: it runs, output shape, parameter count, behaviour.
+
+    Args:
+        build: the reader's module, its class (built with ``args``/``kwargs``) or a function making it.
+        reference: the expected module, or a function making it.
+        input_size: the shape of a test input, e.g. (2, 1, 28, 28).
+        name: how the messages call the reader's module.
+    """
+    factory = as_factory(build, args, kwargs, name)
+    if isinstance(factory, Check):
+        return factory
+    try:
+        mine = factory()
+    except Exception as err:  # noqa: BLE001
+        return wrong(f"Building {name} fails: {_first_line(err)}")
+    ref = reference if isinstance(reference, nn.Module) else reference()
+    return behaves_like(mine, ref, input_size, name)
+
+
+@dataclass(frozen=True)
+class Code:
+    """A coding exercise: the reader passes a class, a function that builds a module, or a module.
+
+    Args:
+        what: what to write, e.g. "a basic residual block Block(channels)".
+        test: takes a zero-argument function that builds a fresh copy of the reader's module and
+            returns a Check naming the first difference it finds (use the helpers above).
+        build_args, build_kwargs: how the exercise builds a class the reader passes.
+    """
+
+    what: str
+    test: Callable[[Callable[[], nn.Module]], Check]
+    build_args: tuple = ()
+    build_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def check(self, answer: Any) -> Check:
+        factory = as_factory(answer, self.build_args, self.build_kwargs)
+        if isinstance(factory, Check):
+            return factory
+        try:
+            factory()
+        except Exception as err:  # noqa: BLE001
+            return wrong(f"Building your module fails: {_first_line(err)}")
+        try:
+            result = self.test(factory)
+        except Exception as err:  # noqa: BLE001 - the reader's module may fail anywhere
+            return wrong(f"Your module fails while being tested: {_first_line(err)}")
+        return result if isinstance(result, Check) else wrong("The test gave no verdict.")
+
+
+def all_of(*checks: Callable[[], Check]) -> Check:
+    """The first failing check among ``checks`` (called in order), or the last one if all pass."""
+    result = wrong("Nothing was checked.")
+    for make in checks:
+        result = make()
+        if not result:
+            return result
+    return result
+
+
+Exercise = Count | OutputSize | Choice | Code

@@ -1,0 +1,74 @@
+"""Chapter 10 (DenseNet): the checked exercises."""
+from .core import (Check, Code, Count, OutputSize, all_of, concatenates_its_input,
+                   conv_params, output_shape, right, runs, wrong)
+
+
+def _test_dense_layer(build) -> Check:
+    in_channels, growth_rate, size = 16, 8, (2, 16, 8, 8)
+
+    def shape() -> Check:
+        got = output_shape(build(), size)
+        if got == (2, in_channels + growth_rate, 8, 8):
+            return right("")
+        if got[1] == growth_rate:
+            return wrong("Your layer returns only its new features: concatenate its input in front, "
+                         "torch.cat((X, Y), dim=1).")
+        if got[2:] != size[2:]:
+            return wrong(f"Your layer returns shape {got}: the 3 × 3 convolution needs padding 1 "
+                         f"to keep the side.")
+        return wrong(f"Your layer returns {got[1]} channels: its input's plus growth_rate new ones.")
+
+    def new_features_use_input() -> Check:
+        import torch
+
+        layer = build().eval()
+        with torch.no_grad():
+            a, b = torch.randn(*size), torch.randn(*size)
+            if torch.allclose(layer(a)[:, in_channels:], layer(b)[:, in_channels:]):
+                return wrong("Your layer's new channels do not depend on its input: compute them from X.")
+        return right("")
+
+    return all_of(lambda: runs(build(), size, "your layer"), shape,
+                  lambda: concatenates_its_input(build(), size), new_features_use_input,
+                  lambda: right(f"Your layer returns its {in_channels} input channels followed by "
+                                f"{growth_rate} new ones computed from them."))
+
+
+EXERCISES = {
+    "densenet/densenet169-block3-channels": Count(
+        "channels out of DenseNet-169's third dense block", 256 + 32 * 32,
+        "each dense block adds layers · growth rate channels to its input, and each transition "
+        "halves them; follow the channels block by block from the stem's 64",
+        "block 1: 64 + 6·32 = 256, halved to 128; block 2: 128 + 12·32 = 512, halved to 256; "
+        "block 3: 256 + 32·32",
+        mistakes={32 * 32: "A dense block passes its input on too: add the channels it receives.",
+                  512 + 32 * 32: "The transition after block 2 halves the channels before block 3.",
+                  (256 + 32 * 32) // 2: "That is after the transition; the question asks for the "
+                                        "block's own output."}),
+    "densenet/dense-layer-params": Count(
+        "parameters of the last layer of DenseNet-121's first block",
+        2 * 224 + conv_params(224, 128, 1, bias=False) + 2 * 128 + conv_params(128, 32, 3, bias=False),
+        "BN (scale and shift per input channel), a 1 × 1 convolution to 4·k channels, BN, a 3 × 3 "
+        "convolution to k channels, no biases; first find how many channels this layer reads",
+        "2·224 (BN) + 224·128 (1×1) + 2·128 (BN) + 3·3·128·32 (3×3): the layer reads 64 + 5·32 = 224 channels",
+        mistakes={2 * 256 + conv_params(256, 128, 1, bias=False) + 2 * 128 + conv_params(128, 32, 3, bias=False):
+                  "The last of 6 layers reads the input and the 5 layers before it, not 6.",
+                  2 * 64 + conv_params(64, 128, 1, bias=False) + 2 * 128 + conv_params(128, 32, 3, bias=False):
+                  "A dense layer reads its block's input and every earlier layer's output.",
+                  conv_params(224, 128, 1, bias=False) + conv_params(128, 32, 3, bias=False):
+                  "Add the two BatchNorms: a scale and a shift per channel each."}),
+    "densenet/transition-params": Count(
+        "parameters of the transition after DenseNet-169's third block",
+        2 * 1280 + conv_params(1280, 640, 1, bias=False),
+        "BN (scale and shift per input channel) and a 1 × 1 convolution without bias that halves "
+        "the channels; pooling has none; first find the block's output channels",
+        "2·1280 (BN) + 1·1·1280·640 weights (1,280 channels compressed to 640)",
+        mistakes={conv_params(1280, 640, 1, bias=False): "Add the BatchNorm in front of the convolution.",
+                  2 * 640 + conv_params(1280, 640, 1, bias=False):
+                  "The BatchNorm comes before the convolution: it has the block's channels."}),
+    "densenet/transition-pool-output": OutputSize(n=7, kernel_size=2, stride=2),
+    "densenet/dense-layer": Code(
+        "a dense layer DenseLayer(in_channels, growth_rate) whose output is its input followed by "
+        "growth_rate new channels (BN, ReLU, 3 × 3 convolution)",
+        _test_dense_layer, build_args=(16, 8)),
+}

@@ -1,0 +1,64 @@
+"""Chapter 7 (GoogLeNet): the checked exercises."""
+from .core import (Check, Code, ConvParams, Count, OutputSize, all_of, branch_channels, conv_params,
+                   output_shape, parameter_count, right, runs, wrong)
+
+# Block 3a: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), from the paper's table 1.
+_3A = (64, 96, 128, 16, 32, 32)
+
+
+def _test_inception(build) -> Check:
+    size = (2, 192, 8, 8)
+    c1, c3r, c3, c5r, c5, cp = _3A
+    params = (conv_params(192, c1, 1) + conv_params(192, c3r, 1) + conv_params(c3r, c3, 3)
+              + conv_params(192, c5r, 1) + conv_params(c5r, c5, 5) + conv_params(192, cp, 1))
+
+    def shape() -> Check:
+        got = output_shape(build(), size)
+        if got == (2, c1 + c3 + c5 + cp, 8, 8):
+            return right("")
+        if got[2:] != size[2:]:
+            return wrong(f"Your block returns shape {got}: every branch must keep the 8 × 8 side "
+                         f"(padding k // 2, and stride 1 with padding 1 for the 3 × 3 pooling).")
+        return wrong(f"Your block returns {got[1]} channels: the four branches' outputs, stacked "
+                     f"along dim 1, should give c1 + c3 + c5 + pool proj.")
+
+    def count() -> Check:
+        n = parameter_count(build())
+        if n == params:
+            return right("")
+        return wrong(f"Your block has {n:,} parameters, not the paper's: check each branch's "
+                     f"convolutions (1 × 1 reductions before the 3 × 3 and 5 × 5, a 1 × 1 after the pooling).")
+
+    return all_of(lambda: runs(build(), size, "your block"), shape,
+                  lambda: branch_channels(build(), size, [c1, c3, c5, cp]), count,
+                  lambda: right("Your Inception block stacks branches of 64, 128, 32 and 32 channels "
+                                "in the table's order, with the paper's parameter count."))
+
+
+EXERCISES = {
+    "googlenet/3a-channels": Count(
+        "output channels of Inception block 3a", 64 + 128 + 32 + 32,
+        "add up the four branches' output channels (1 × 1, 3 × 3, 5 × 5, pool proj); "
+        "the reductions' channels stay inside their branches",
+        "64 + 128 + 32 + 32: the four branches' outputs, stacked",
+        mistakes={64 + 96 + 128 + 16 + 32 + 32: "That adds the reductions too; they stay inside "
+                                                "their branches, only the branches' last layers stack.",
+                  192 + 64 + 128 + 32 + 32: "The block's input is not passed on: only the branches stack."}),
+    "googlenet/conv1-output": OutputSize(n=224, kernel_size=7, stride=2, padding=3),
+    "googlenet/3a-5x5-branch-params": Count(
+        "parameters of block 3a's 5 × 5 branch", conv_params(192, 16, 1) + conv_params(16, 32, 5),
+        "the 1 × 1 reduction's weights and biases plus the 5 × 5 convolution's, "
+        "each k·k·c_in·c_out + c_out",
+        "1·1·192·16 + 16 for the reduction, 5·5·16·32 + 32 for the 5 × 5",
+        mistakes={conv_params(192, 16, 1, bias=False) + conv_params(16, 32, 5, bias=False):
+                  "That leaves out the biases: one per output channel of each convolution.",
+                  conv_params(16, 32, 5): "That is the 5 × 5 alone: add the 1 × 1 reduction in front.",
+                  conv_params(192, 32, 5): "That is a 5 × 5 on all 192 channels; this branch reduces "
+                                           "them first with a 1 × 1 convolution."}),
+    "googlenet/3a-5x5-no-reduction-params": ConvParams(
+        "parameters of a 5 × 5 convolution from 192 to 32 channels", 192, 32, 5),
+    "googlenet/inception-block": Code(
+        "an Inception block Inception(in_channels, widths), widths = (1x1, 3x3 reduce, 3x3, "
+        "5x5 reduce, 5x5, pool proj), built here as block 3a",
+        _test_inception, build_args=(192, _3A)),
+}

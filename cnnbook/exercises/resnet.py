@@ -1,0 +1,82 @@
+"""Chapter 9 (ResNet): the checked exercises."""
+from .core import (Check, Code, Count, OutputSize, adds_its_input, all_of, conv_params,
+                   output_shape, parameter_count, right, runs, wrong)
+
+
+def _test_residual_block(build) -> Check:
+    channels, size = 16, (2, 16, 8, 8)
+    expected = 2 * conv_params(channels, channels, 3, bias=False) + 2 * 2 * channels
+
+    def shape() -> Check:
+        got = output_shape(build(), size)
+        if got == size:
+            return right("")
+        return wrong(f"Your block returns shape {got}; it should keep its input's {size}: "
+                     f"3 × 3 convolutions with padding 1, stride 1, channels in = channels out.")
+
+    def count() -> Check:
+        n = parameter_count(build())
+        if n == expected:
+            return right("")
+        if n == expected + 2 * channels:
+            return wrong("Your convolutions have biases: the BatchNorm after each has a shift β that "
+                         "makes them redundant; use bias=False.")
+        if n == expected - 4 * channels:
+            return wrong("Your block has no BatchNorm2d: put one after each convolution.")
+        return wrong(f"Your block has {n:,} parameters: it should hold two 3 × 3 convolutions "
+                     f"(bias=False) and two BatchNorm2d, nothing else.")
+
+    return all_of(lambda: runs(build(), size, "your block"), shape,
+                  lambda: adds_its_input(build(), size), count,
+                  lambda: right(f"Your block keeps the shape, adds its input and has "
+                                f"2·3·3·{channels}·{channels} + 2·2·{channels} = {expected:,} parameters."))
+
+
+EXERCISES = {
+    "resnet/basic-block-params": Count(
+        "parameters of a basic block with 64 channels in and out",
+        2 * conv_params(64, 64, 3, bias=False) + 2 * 2 * 64,
+        "two 3 × 3 convolutions without biases (k·k·c_in·c_out each), plus a scale and a shift per "
+        "channel for each of the two BNs; the identity shortcut has none",
+        "2 · 3·3·64·64 weights (no biases) + 2 BNs · 2·64 (scale and shift)",
+        mistakes={2 * conv_params(64, 64, 3) + 2 * 2 * 64:
+                  "The convolutions have no biases here (the BN's shift replaces them).",
+                  2 * conv_params(64, 64, 3, bias=False):
+                  "Add the two BatchNorms: a scale and a shift per channel each.",
+                  2 * conv_params(64, 64, 3, bias=False) + 2 * 64:
+                  "Each BatchNorm has two parameters per channel, and there are two BatchNorms.",
+                  2 * conv_params(64, 64, 3, bias=False) + 2 * 4 * 64:
+                  "The BN's running mean and variance are buffers, not parameters.",
+                  conv_params(64, 64, 3, bias=False) + 2 * 64:
+                  "A basic block has two convolutions, each with its BatchNorm."}),
+    "resnet/bottleneck-params": Count(
+        "parameters of a bottleneck block 256 → 64 → 64 → 256",
+        conv_params(256, 64, 1, bias=False) + conv_params(64, 64, 3, bias=False)
+        + conv_params(64, 256, 1, bias=False) + 2 * (64 + 64 + 256),
+        "1 × 1, 3 × 3 and 1 × 1 convolutions without biases (k·k·c_in·c_out each), plus a scale "
+        "and a shift per output channel of each of the three BNs",
+        "1·1·256·64 + 3·3·64·64 + 1·1·64·256 weights + 2·(64 + 64 + 256) BN",
+        mistakes={conv_params(256, 64, 1, bias=False) + conv_params(64, 64, 3, bias=False)
+                  + conv_params(64, 256, 1, bias=False):
+                  "Add the three BatchNorms: a scale and a shift per channel each.",
+                  conv_params(256, 64, 1) + conv_params(64, 64, 3) + conv_params(64, 256, 1)
+                  + 2 * (64 + 64 + 256): "The convolutions have no biases here (the BN's shift replaces them).",
+                  conv_params(256, 64, 1, bias=False) + conv_params(64, 64, 3, bias=False)
+                  + conv_params(64, 256, 1, bias=False) + 2 * (64 + 64 + 64):
+                  "The last BatchNorm follows the 1 × 1 that expands to 256 channels."}),
+    "resnet/projection-params": Count(
+        "parameters of a projection shortcut from 128 to 256 channels",
+        conv_params(128, 256, 1, bias=False) + 2 * 256,
+        "a 1 × 1 convolution without bias (c_in·c_out weights) plus its BN's scale and shift per "
+        "output channel",
+        "1·1·128·256 weights + 2·256 (BN scale and shift)",
+        mistakes={conv_params(128, 256, 1, bias=False): "Add the BatchNorm after the 1 × 1 convolution.",
+                  conv_params(128, 256, 1) + 2 * 256: "The convolution has no bias here.",
+                  conv_params(128, 256, 1, bias=False) + 2 * 128:
+                  "The BatchNorm follows the convolution: it has 256 channels."}),
+    "resnet/imagenet-stem-on-28": OutputSize(n=28, kernel_size=7, stride=2, padding=3),
+    "resnet/residual-block": Code(
+        "a basic residual block Block(channels): two 3 × 3 convolutions (bias=False) each with a "
+        "BatchNorm2d, ReLU between, the input added before the last ReLU",
+        _test_residual_block, build_args=(16,)),
+}
