@@ -103,7 +103,7 @@ def test_unknown_exercise_suggests_a_close_name():
 @pytest.mark.parametrize("answer, message", [
     ("24", "'24' is text; write the number without quotes: 24"),
     ("abc", "is text, not a number"),
-    ((24, 24), "one number is expected here"),
+    ((24, 24), "give its side as one number"),
     ([24], "one number is expected here"),
     (float("nan"), "nan is not a number"),
     (float("inf"), "infinite"),
@@ -201,7 +201,7 @@ class Conv(nn.Module):
 def test_check_module_takes_a_class_and_says_how_it_is_built():
     assert check_module(Conv, reference, (2, 1, 8, 8), args=(4,))
     missing = check_module(Conv, reference, (2, 1, 8, 8), args=())
-    assert not missing and "can't be called as Conv()" in repr(missing)
+    assert not missing and "builds yours as Conv()" in repr(missing)
     assert not check_module(lambda: 3, reference, (2, 1, 8, 8))
     assert "not an nn.Module" in repr(check_module(int, reference, (2, 1, 8, 8)))
 
@@ -289,7 +289,7 @@ def test_inception_block_exercise():
     assert not swapped and "another order" in repr(swapped)
     assert branch_channels(Inception(8, (2, 2, 3, 2, 4, 1)), (1, 8, 6, 6), [2, 3, 4, 1])
     needs_args = check("googlenet/inception-block", lambda widths: None)
-    assert not needs_args and "can't be called as <lambda>(192, (64, 96, 128, 16, 32, 32))" in repr(needs_args)
+    assert not needs_args and "builds yours as <lambda>(192, (64, 96, 128, 16, 32, 32))" in repr(needs_args)
 
 
 def test_adds_its_input_spots_a_missing_shortcut():
@@ -300,3 +300,25 @@ def test_adds_its_input_spots_a_missing_shortcut():
 def test_messages_are_short_and_marked():
     for result in (check("lenet/c3-params", "x"), check("nin/why-1x1", "z"), check("resnet/residual-block", 3)):
         assert repr(result).startswith("✗ Not yet. ") and "\n" not in repr(result)
+
+
+def test_sequences_get_their_own_message():
+    assert "the output is square" in repr(check("lenet/c1-output-unpadded", (24, 24)))
+    assert "without brackets" in repr(check("lenet/c3-params", [2416]))
+    assert "not several" in repr(check("lenet/c3-params", (2416, 16)))
+
+
+def test_an_instance_built_differently_is_told_how_the_exercise_builds_it():
+    result = check("resnet/residual-block", Block(64))
+    assert not result and "builds it as Block(16): pass your class" in repr(result)
+
+
+def test_depends_on_its_input():
+    from cnnbook.exercises import depends_on_its_input
+
+    class Constant(nn.Module):
+        def forward(self, X):
+            return torch.ones_like(X)
+
+    assert depends_on_its_input(nn.Conv2d(2, 2, 1), (1, 2, 3, 3))
+    assert "does not change with its input" in repr(depends_on_its_input(Constant(), (1, 2, 3, 3)))

@@ -25,7 +25,8 @@ Kinds of exercise (in ``core.py``):
   class (built with ``build_args``), a function that builds the module, or a module. ``test``
   gets a zero-argument builder and returns a Check; write it with the behaviour helpers
   ``runs``, ``output_shape``, ``parameter_count``, ``behaves_like``, ``adds_its_input``,
-  ``concatenates_its_input``, ``branch_channels`` and ``all_of`` (first failing check).
+  ``concatenates_its_input``, ``depends_on_its_input``, ``branch_channels`` and ``all_of``
+  (the first failing check).
 
 To add an exercise, add one entry to the ``EXERCISES`` dict of your chapter's module
 (``lenet.py``, ``resnet.py``...), named "<chapter>/<short-name>"::
@@ -44,6 +45,7 @@ from . import (alexnet, batchnorm, comparison, densenet, fashion_mnist, googlene
 from .core import (NO_ANSWER, Check, Choice, Choices, Code, ConvParams, Count, Exercise, LinearParams,
                    OutputSize, adds_its_input, all_of, as_factory, as_number, behaves_like,
                    branch_channels, check_module, concatenates_its_input, conv_output_size, conv_params,
+                   depends_on_its_input,
                    linear_params, output_channel_groups, output_shape, parameter_count, runs)
 
 CHAPTERS = (fashion_mnist, training, lenet, alexnet, vgg, nin, googlenet, batchnorm, resnet, densenet,
@@ -69,7 +71,7 @@ def check(name: str, answer) -> Check:
     An unknown ``name`` is the chapter's mistake, not the reader's: it raises a KeyError that
     lists the closest known names.
     """
-    if name not in EXERCISES:
+    if not isinstance(name, str) or name not in EXERCISES:
         import difflib
 
         close = difflib.get_close_matches(str(name), EXERCISES, n=3, cutoff=0.5)
@@ -98,6 +100,7 @@ __all__ = [
     "EXERCISES", "NO_ANSWER", "Check", "Choice", "Choices", "Code", "ConvParams", "Count", "LinearParams",
     "OutputSize", "adds_its_input", "all_of", "as_factory", "as_number", "behaves_like", "branch_channels",
     "check", "check_conv_params", "check_module", "check_output_size", "concatenates_its_input",
-    "conv_output_size", "conv_params", "linear_params", "output_channel_groups", "output_shape",
+    "conv_output_size", "conv_params", "depends_on_its_input", "linear_params", "output_channel_groups",
+    "output_shape",
     "parameter_count", "runs",
 ]

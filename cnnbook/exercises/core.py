@@ -126,10 +126,10 @@ def as_number(answer: Any, integer: bool = False) -> float | int | Check:
     if isinstance(answer, str):
         number = _parse_number(answer)
         if number is not None:
-            return wrong(f"{shown(answer)} is text; write the number without quotes: {_number_text(number)}")
+            return wrong(f"{shown(answer)} is text; write the number without quotes: "
+                         f"{_number_text(number)}")
         return wrong(f"{shown(answer)} is text, not a number: write a number, without quotes.")
     if isinstance(answer, torch.Tensor) or type(answer).__module__ == "numpy":
-        size = getattr(answer, "numel", None)
         size = answer.numel() if isinstance(answer, torch.Tensor) else getattr(answer, "size", 0)
         if size == 1:
             try:
@@ -139,6 +139,10 @@ def as_number(answer: Any, integer: bool = False) -> float | int | Check:
         return wrong(f"That is {what_it_is(answer)} with {size} values; one number is expected here.")
     if isinstance(answer, (list, tuple, set, frozenset, dict, range)):
         kind = what_it_is(answer)
+        items = list(answer)
+        if len(items) == 1 and not isinstance(answer, dict):
+            return wrong(f"{shown(answer)} is {kind} of one value; one number is expected here: "
+                         f"give the value alone, without brackets.")
         return wrong(f"{shown(answer)} is {kind}; one number is expected here, not several.")
     if isinstance(answer, complex) or not isinstance(answer, numbers.Real):
         return wrong(f"That is {what_it_is(answer)}; this exercise wants one number.")
@@ -296,6 +300,10 @@ class OutputSize:
         ]
 
     def check(self, answer: Any) -> Check:
+        if (isinstance(answer, (tuple, list)) and len(answer) == 2
+                and all(isinstance(a, numbers.Real) for a in answer) and answer[0] == answer[1]):
+            return wrong(f"{shown(answer)} is a {type(answer).__name__}; the output is square: "
+                         f"give its side as one number.")
         value = as_number(answer, integer=True)
         if isinstance(value, Check):
             return value
@@ -340,7 +348,8 @@ class Choice:
         """The letter the reader chose, or a Check saying how to answer."""
         if answer is None:
             return NO_ANSWER
-        how = f"Answer with one of {_letters(self.options)}, in quotes: e.g. \"{next(iter(self.options))}\"."
+        example = next(iter(self.options))
+        how = f"Answer with one of {_letters(self.options)}, in quotes: e.g. \"{example}\"."
         if not isinstance(answer, str):
             return wrong(f"That is {what_it_is(answer)}. {how}")
         text = _normal(answer)
@@ -383,7 +392,7 @@ class Choices(Choice):
         reasons = [f"({p}) {self.wrong.get(p, 'does not apply.')}" for p in sorted(chosen - expected)]
         missing = len(expected - chosen)
         if missing:
-            reasons.append(f"{missing} more option{'s' if missing > 1 else ''} appl{'y' if missing > 1 else 'ies'}.")
+            reasons.append("1 more option applies." if missing == 1 else f"{missing} more options apply.")
         return wrong(" ".join(reasons))
 
 
@@ -422,7 +431,7 @@ def as_factory(answer: Any, args: Sequence = (), kwargs: Mapping | None = None,
     label = getattr(answer, "__name__", "your function")
     expected_call = _call_text(label, args, kwargs)
     sig = _signature(answer)
-    call: tuple[Sequence, Mapping]
+    call: tuple[Sequence, Mapping] | None
     if sig is None:
         call = (args, kwargs) if inspect.isclass(answer) else ((), {})
     else:
@@ -433,13 +442,12 @@ def as_factory(answer: Any, args: Sequence = (), kwargs: Mapping | None = None,
             except TypeError:
                 return False
 
-        if (args or kwargs) and binds(args, kwargs):
-            call = (args, kwargs)
-        elif binds((), {}):
-            call = ((), {})
-        else:
-            return wrong(f"{label}{sig} can't be called as {expected_call}, the way this exercise "
-                         f"builds it: give it those arguments.")
+        # A class is built the exercise's way; a function is a builder, called as it is if it can be.
+        ways = [(args, kwargs), ((), {})] if inspect.isclass(answer) else [((), {}), (args, kwargs)]
+        call = next((way for way in ways if binds(*way)), None)
+        if call is None:
+            return wrong(f"This exercise builds yours as {expected_call}, but {label}{sig} takes "
+                         f"other arguments.")
 
     def build() -> nn.Module:
         module = answer(*call[0], **call[1])
@@ -448,6 +456,10 @@ def as_factory(answer: Any, args: Sequence = (), kwargs: Mapping | None = None,
         return module
 
     return build
+
+
+def _cap(name: str) -> str:
+    return name[:1].upper() + name[1:]
 
 
 def _first_line(err: BaseException) -> str:
@@ -480,8 +492,8 @@ def runs(module: nn.Module, input_size: Sequence[int], name: str = "your module"
     try:
         shape = output_shape(module, input_size)
     except Exception as err:  # noqa: BLE001 - any failure is the reader's to see
-        return wrong(f"{name} fails on an input of shape {tuple(input_size)}: {_first_line(err)}")
-    return right(f"{name} maps {tuple(input_size)} to {shape}.")
+        return wrong(f"{_cap(name)} fails on an input of shape {tuple(input_size)}: {_first_line(err)}")
+    return right(f"{_cap(name)} maps {tuple(input_size)} to {shape}.")
 
 
 def behaves_like(module: nn.Module, reference: nn.Module, input_size: Sequence[int],
@@ -496,13 +508,14 @@ def behaves_like(module: nn.Module, reference: nn.Module, input_size: Sequence[i
     try:
         out = _run(mine, X)
     except Exception as err:  # noqa: BLE001
-        return wrong(f"{name} fails on an input of shape {tuple(input_size)}: {_first_line(err)}")
+        return wrong(f"{_cap(name)} fails on an input of shape {tuple(input_size)}: {_first_line(err)}")
     expected = _run(ref, X)
     if out.shape != expected.shape:
-        return wrong(f"{name} returns shape {tuple(out.shape)}, expected {tuple(expected.shape)}.")
+        return wrong(f"{_cap(name)} returns shape {tuple(out.shape)}, expected {tuple(expected.shape)}.")
     n_mine, n_ref = parameter_count(mine), parameter_count(ref)
     if n_mine != n_ref:
-        return wrong(f"{name} has {n_mine:,} parameters, expected {n_ref:,}: check the layers' sizes.")
+        return wrong(f"{_cap(name)} has {n_mine:,} parameters, expected {n_ref:,}: "
+                     f"check the layers' sizes.")
     mine_state, ref_state = list(mine.state_dict().values()), list(ref.state_dict().values())
     if len(mine_state) == len(ref_state) and all(
             a.shape == b.shape for a, b in zip(mine_state, ref_state)):
@@ -514,7 +527,7 @@ def behaves_like(module: nn.Module, reference: nn.Module, input_size: Sequence[i
         if not difference <= 1e-4 * max(1.0, expected.abs().max().item()):
             return wrong(f"With the reference's weights copied in, {name}'s output differs (by up to "
                          f"{difference:.3g}): check the order of the layers and the activations.")
-    return right(f"{name} maps {tuple(input_size)} to {tuple(out.shape)} with {n_ref:,} parameters.")
+    return right(f"{_cap(name)} maps {tuple(input_size)} to {tuple(out.shape)} with {n_ref:,} parameters.")
 
 
 def adds_its_input(block: nn.Module, input_size: Sequence[int], name: str = "your block") -> Check:
@@ -527,7 +540,8 @@ def adds_its_input(block: nn.Module, input_size: Sequence[int], name: str = "you
     layers = [m for m in block.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     layers = layers or [m for m in block.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     if not layers:
-        return wrong(f"{name} has no BatchNorm2d or convolution to zero: is the residual branch there?")
+        return wrong(f"{_cap(name)} has no BatchNorm2d or convolution to zero: "
+                     f"is the residual branch there?")
     with torch.no_grad():
         for p in layers[-1].parameters():
             p.zero_()
@@ -535,16 +549,17 @@ def adds_its_input(block: nn.Module, input_size: Sequence[int], name: str = "you
     try:
         out = _run(block, X)
     except Exception as err:  # noqa: BLE001
-        return wrong(f"{name} fails on an input of shape {tuple(input_size)}: {_first_line(err)}")
+        return wrong(f"{_cap(name)} fails on an input of shape {tuple(input_size)}: {_first_line(err)}")
     if out.shape != X.shape:
-        return wrong(f"{name} returns shape {tuple(out.shape)}; an identity shortcut keeps {tuple(X.shape)}.")
+        return wrong(f"{_cap(name)} returns shape {tuple(out.shape)}; "
+                     f"an identity shortcut keeps {tuple(X.shape)}.")
     if not torch.allclose(out, X, atol=1e-5):
         if torch.allclose(out, torch.zeros_like(out), atol=1e-6):
-            return wrong(f"{name} does not add its input: with the residual branch silenced it "
+            return wrong(f"{_cap(name)} does not add its input: with the residual branch silenced it "
                          f"returns zeros. Add the shortcut: ReLU(F(X) + X).")
-        return wrong(f"{name} does not pass its input through when the residual branch gives 0: "
+        return wrong(f"{_cap(name)} does not pass its input through when the residual branch gives 0: "
                      f"return ReLU(F(X) + X), adding X itself.")
-    return right(f"{name} adds its input: with the branch silenced, it returns X.")
+    return right(f"{_cap(name)} adds its input: with the branch silenced, it returns X.")
 
 
 def concatenates_its_input(layer: nn.Module, input_size: Sequence[int],
@@ -554,20 +569,20 @@ def concatenates_its_input(layer: nn.Module, input_size: Sequence[int],
     try:
         out = _run(copy.deepcopy(layer), X)
     except Exception as err:  # noqa: BLE001
-        return wrong(f"{name} fails on an input of shape {tuple(input_size)}: {_first_line(err)}")
+        return wrong(f"{_cap(name)} fails on an input of shape {tuple(input_size)}: {_first_line(err)}")
     c_in = X.shape[1]
     if out.dim() != X.dim() or out.shape[2:] != X.shape[2:]:
-        return wrong(f"{name} returns shape {tuple(out.shape)}; a dense layer keeps the side "
+        return wrong(f"{_cap(name)} returns shape {tuple(out.shape)}; a dense layer keeps the side "
                      f"of its input {tuple(X.shape)}.")
     if out.shape[1] <= c_in:
-        return wrong(f"{name} returns {out.shape[1]} channels: only the new features? Concatenate "
+        return wrong(f"{_cap(name)} returns {out.shape[1]} channels: only the new features? Concatenate "
                      f"the input in front: torch.cat((X, Y), dim=1).")
     if torch.allclose(out[:, :c_in], X):
-        return right(f"{name} returns its input followed by {out.shape[1] - c_in} new channels.")
+        return right(f"{_cap(name)} returns its input followed by {out.shape[1] - c_in} new channels.")
     if torch.allclose(out[:, -c_in:], X):
-        return wrong(f"{name} puts its input last; the book's order is the input first: "
+        return wrong(f"{_cap(name)} puts its input last; the book's order is the input first: "
                      f"torch.cat((X, Y), dim=1).")
-    return wrong(f"{name}'s first {c_in} channels are not its input: concatenate X itself, "
+    return wrong(f"{_cap(name)}'s first {c_in} channels are not its input: concatenate X itself, "
                  f"unchanged, in front of the new features.")
 
 
@@ -586,6 +601,19 @@ def _leaky_relus(slope: float = 0.2):
         yield
     finally:
         F.relu, torch.relu, torch.Tensor.relu, nn.ReLU.forward = saved
+
+
+def depends_on_its_input(module: nn.Module, input_size: Sequence[int], channels: slice = slice(None),
+                         name: str = "your module") -> Check:
+    """Whether the output ``channels`` change with the input (they are computed from it)."""
+    module = copy.deepcopy(module)
+    try:
+        a, b = _run(module, torch.randn(*input_size)), _run(module, torch.randn(*input_size))
+    except Exception as err:  # noqa: BLE001
+        return wrong(f"{_cap(name)} fails on an input of shape {tuple(input_size)}: {_first_line(err)}")
+    if a[:, channels].numel() and torch.allclose(a[:, channels], b[:, channels]):
+        return wrong(f"{_cap(name)}'s output does not change with its input: compute it from X.")
+    return right(f"{_cap(name)}'s output is computed from its input.")
 
 
 def output_channel_groups(module: nn.Module, input_size: Sequence[int]) -> list[int]:
@@ -621,17 +649,19 @@ def branch_channels(module: nn.Module, input_size: Sequence[int], expected: Sequ
     try:
         groups = output_channel_groups(module, input_size)
     except Exception as err:  # noqa: BLE001
-        return wrong(f"{name} fails on an input of shape {tuple(input_size)}: {_first_line(err)}")
+        return wrong(f"{_cap(name)} fails on an input of shape {tuple(input_size)}: {_first_line(err)}")
     expected = list(expected)
     if groups == expected:
-        return right(f"{name} stacks branches of {' + '.join(map(str, groups))} = {sum(groups)} channels.")
+        return right(f"{_cap(name)} stacks branches of {' + '.join(map(str, groups))} "
+                     f"= {sum(groups)} channels.")
     if sum(groups) != sum(expected):
-        return wrong(f"{name} returns {sum(groups)} channels; its branches should add up to "
+        return wrong(f"{_cap(name)} returns {sum(groups)} channels; its branches should add up to "
                      f"{sum(expected)}: check each branch's output channels.")
     if sorted(groups) == sorted(expected):
-        return wrong(f"{name}'s branches come in another order ({', '.join(map(str, groups))} channels); "
+        return wrong(f"{_cap(name)}'s branches come in another order "
+                     f"({', '.join(map(str, groups))} channels); "
                      f"concatenate them in the table's order ({', '.join(map(str, expected))}).")
-    return wrong(f"{name}'s output channels do not split into branches of "
+    return wrong(f"{_cap(name)}'s output channels do not split into branches of "
                  f"{', '.join(map(str, expected))} channels (yours: {', '.join(map(str, groups))}): "
                  f"each branch should see the block's input and end in its own convolution.")
 
@@ -685,8 +715,13 @@ class Code:
         try:
             result = self.test(factory)
         except Exception as err:  # noqa: BLE001 - the reader's module may fail anywhere
-            return wrong(f"Your module fails while being tested: {_first_line(err)}")
-        return result if isinstance(result, Check) else wrong("The test gave no verdict.")
+            result = wrong(f"Your module fails while being tested: {_first_line(err)}")
+        if not isinstance(result, Check):
+            return wrong("The test gave no verdict.")
+        if not result and " fails " in result.message and isinstance(answer, nn.Module) and self.build_args:
+            built = _call_text(type(answer).__name__, self.build_args, self.build_kwargs)
+            result = wrong(f"{result.message} This exercise builds it as {built}: pass your class.")
+        return result
 
 
 def all_of(*checks: Callable[[], Check]) -> Check:
