@@ -1,9 +1,13 @@
 """The site: it builds with zero warnings, its pages are light and their links resolve, and it works in a
-real browser (Debian's headless Chromium driven by Selenium)."""
+real browser (Debian's headless Chromium driven by Selenium) as a reader sees it, at desktop and phone
+width, offline: tables render as tables, formulas as formulas, figures at a readable size, nothing wider
+than the screen, no request to another host. Screenshots of every page go to ``_build/screenshots/``."""
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
+import json
 import os
 import re
 import shutil
@@ -111,6 +115,9 @@ def server(site):
     httpd.shutdown()
 
 
+OFFLINE = "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"  # every other host fails to resolve, as with no network
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
@@ -126,19 +133,31 @@ def browser(tmp_path_factory):
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                 "--disable-sync", "--window-size=1280,1000",
+                 "--disable-sync", "--window-size=1366,900", f"--host-resolver-rules={OFFLINE}",
                  f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
         options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     with webdriver.Chrome(service=Service(driver), options=options) as chrome:
+        chrome.set_script_timeout(30)
         yield chrome
 
 
 def _errors(chrome) -> list[str]:
-    """Console errors, leaving out external resources: this machine has no internet (the deployed
-    site loads MathJax from its CDN, which fails here and only here)."""
-    messages = [entry["message"] for entry in chrome.get_log("browser") if entry["level"] == "SEVERE"]
-    return [m for m in messages if not re.match(r"https?://(?!127\.0\.0\.1)", m)]
+    """The console errors logged since the last call (offline, a page that needs another host logs one)."""
+    return [entry["message"] for entry in chrome.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def _foreign_requests(chrome) -> list[str]:
+    """URLs requested since the last call from any host but the local test server."""
+    urls = []
+    for entry in chrome.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") == "Network.requestWillBeSent":
+            url = message["params"]["request"]["url"]
+            parts = urlsplit(url)
+            if parts.scheme in ("http", "https", "ws", "wss") and parts.hostname not in ("127.0.0.1", "localhost"):
+                urls.append(url)
+    return urls
 
 
 def _wait(condition, timeout: float = 10.0):
@@ -151,17 +170,297 @@ def _wait(condition, timeout: float = 10.0):
     return condition()
 
 
-def test_every_page_loads_without_errors_and_with_its_images(site, server, browser):
-    problems = []
+# --- what a reader sees, at desktop and phone width, offline -------------------------------------
+
+WIDTHS = {"desktop": (1366, 900, False), "phone": (390, 844, True)}  # width, height, mobile
+DARK_PAGES = ("book/intro.html", "chapters/07_googlenet.html")  # also looked at in the theme's dark mode
+MIN_FIGURE_SCALE = 0.6  # a figure (they all contain text) is shown at >= 60 % of its natural width
+MAX_THUMBNAIL_SCALE = 2.5  # a thumbnail is served at most 2.5 times the width it is shown at (retina)
+MAX_SCREENSHOT_HEIGHT = 24_000
+
+# One pass over the page in the browser: everything the reader-facing checks need.
+INSPECT = r"""
+const article = document.querySelector("article.bd-article") || document.body;
+const code = "pre, code, script, style, mjx-container, .MathJax, math, svg, textarea, .highlight";
+const blocks = [];
+for (const el of article.querySelectorAll("p, li, td, th, dt, dd, h1, h2, h3, h4, summary, div.math, span.math, .cell_output div")) {
+  if (el.closest(code)) continue;
+  if (el.matches(".cell_output div") && el.querySelector("p, li, td, div, pre, img")) continue;
+  const clone = el.cloneNode(true);
+  clone.querySelectorAll(code).forEach(e => e.remove());
+  const text = clone.textContent.trim();
+  if (text) blocks.push(text);
+}
+const width = arguments[0];  // the screen's width (a phone widens its layout to fit a too-wide page)
+const wide = [];
+if (document.documentElement.scrollWidth > width + 1) {
+  for (const el of document.body.querySelectorAll("*")) {
+    const r = el.getBoundingClientRect();
+    if (r.right > width + 1 && r.width > 0) {
+      let boxed = false;
+      for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+        const o = getComputedStyle(p).overflowX;
+        if (o === "auto" || o === "scroll" || o === "hidden") { boxed = true; break; }
+      }
+      if (!boxed) wide.push(el.tagName.toLowerCase() + (el.className && typeof el.className === "string" ? "." + el.className.trim().split(/\s+/).join(".") : "") + ` (${Math.round(r.right)} px)`);
+    }
+  }
+}
+const images = Array.from(article.querySelectorAll("img")).map(img => {
+  const r = img.getBoundingClientRect();
+  let bg = "";
+  for (let p = img; p; p = p.parentElement) { const c = getComputedStyle(p).backgroundColor; if (c && c !== "rgba(0, 0, 0, 0)" && c !== "transparent") { bg = c; break; } }
+  return {src: img.getAttribute("src"), alt: img.getAttribute("alt") || "", natural: img.naturalWidth,
+          shown: r.width, loaded: img.complete && img.naturalWidth > 0, thumb: img.classList.contains("cnnbook-thumb"),
+          hidden: r.width === 0 || !!img.closest("details:not([open])"), background: bg};
+});
+const cards = Array.from(document.querySelectorAll(".cnnbook-card-body p:not(.cnnbook-when)")).map(p => p.textContent.trim());
+const exercises = Array.from(document.querySelectorAll(".cnnbook-exercises tbody tr")).map(tr => {
+  const last = tr.cells[tr.cells.length - 1];
+  return {chapter: tr.querySelector("td a") ? tr.querySelector("td a").textContent.trim() : "",
+          counts: last.firstChild ? last.firstChild.textContent.trim() : "",
+          items: Array.from(tr.querySelectorAll("li")).map(li => li.textContent.trim())};
+});
+const results = document.querySelector(".cnnbook-results");
+let hiddenColumns = [];
+if (results) {
+  const box = results.parentElement.getBoundingClientRect();
+  hiddenColumns = Array.from(results.querySelectorAll("th")).filter(th => th.getBoundingClientRect().right > box.right + 1).map(th => th.textContent.trim());
+}
+function luminance(rgb) {
+  const m = rgb.match(/[\d.]+/g); if (!m) return 1;
+  const [r, g, b] = m.slice(0, 3).map(v => { v = v / 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+function background(el) {
+  for (let p = el; p; p = p.parentElement) { const c = getComputedStyle(p).backgroundColor; if (c && !c.startsWith("rgba(0, 0, 0, 0)") && c !== "transparent") return c; }
+  return "rgb(255, 255, 255)";
+}
+const lowContrast = [];
+for (const el of article.querySelectorAll("p, li, td, th, pre, .cnnbook-card-body")) {
+  if (!el.textContent.trim() || el.getBoundingClientRect().width === 0) continue;
+  const a = luminance(getComputedStyle(el).color), b = luminance(background(el));
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  if (ratio < 4.5) lowContrast.push(`${el.tagName.toLowerCase()} "${el.textContent.trim().slice(0, 40)}" (${ratio.toFixed(1)}:1)`);
+}
+return {width: width, scrollWidth: Math.max(document.documentElement.scrollWidth, window.innerWidth), wide: wide.slice(0, 5), blocks: blocks,
+        images: images, cards: cards, exercises: exercises, hiddenColumns: hiddenColumns, lowContrast: lowContrast.slice(0, 5),
+        theme: document.documentElement.dataset.theme || ""};
+"""
+
+WAIT_FOR_MATH = r"""
+const done = arguments[arguments.length - 1];
+if (!document.querySelector(".math")) { done("no math"); return; }
+const start = Date.now();
+(function poll() {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    MathJax.startup.promise.then(() => done("typeset"), () => done("failed"));
+  } else if (Date.now() - start > 10000) { done("no renderer"); } else { setTimeout(poll, 100); }
+})();
+"""
+
+RAW_TABLE = re.compile(r"(^|\n)\s*\|.*\|\s*($|\n)|\|\s*:?-{3,}:?\s*\|")
+RAW_EMPHASIS = re.compile(r"(^|[^\w*\\])(\*{1,2})[^\s*](?:[^*\n]*?[^\s*])?\2(?![\w*])")
+RAW_TEX = re.compile(r"\\[\[\(]|\$\$|\\(frac|left|right|text|begin|mathrm|mathbf|lfloor|rfloor|cdot|times|sum|sqrt)\b")
+STOP_WORDS = {"a", "an", "the", "and", "or", "of", "to", "with", "that", "for", "in", "by", "on", "from", "as"}
+
+
+def _slug(page: str) -> str:
+    return page.removesuffix(".html").replace("/", "-")
+
+
+def _screenshot(chrome, path: Path, width: int) -> None:
+    """The whole page (up to MAX_SCREENSHOT_HEIGHT pixels) as a PNG."""
+    height = chrome.execute_script("return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)")
+    shot = chrome.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": width, "height": min(height, MAX_SCREENSHOT_HEIGHT), "scale": 1}})
+    path.write_bytes(base64.b64decode(shot["data"]))
+
+
+def _visit(chrome, url: str, size: str, dark: bool = False) -> dict:
+    width, height, mobile = WIDTHS[size]
+    chrome.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
+    chrome.get(url)
+    if dark:
+        chrome.execute_script('localStorage.setItem("mode", "dark"); localStorage.setItem("theme", "dark");')
+        chrome.refresh()
+    _wait(lambda: chrome.execute_script("return document.readyState") == "complete")
+    math = chrome.execute_async_script(WAIT_FOR_MATH)
+    time.sleep(0.3)
+    report = chrome.execute_script(INSPECT, width)
+    report["math"] = math
+    if dark:
+        chrome.execute_script('localStorage.setItem("mode", "light"); localStorage.setItem("theme", "light");')
+    return report
+
+
+@pytest.fixture(scope="module")
+def seen(site, server, browser) -> dict[tuple[str, str], dict]:
+    """Every page at desktop and phone width (and two pages in dark mode), offline: what the reader sees,
+    the console errors and the requests to other hosts. Saves a screenshot of each view."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SCREENSHOTS.glob("*.png"):
+        old.unlink()
+    browser.get_log("browser"), browser.get_log("performance")
+    views = {}
     for page in pages(site):
-        url = f"{server}/{page.relative_to(site).as_posix()}"
-        browser.get(url)
-        _wait(lambda: browser.execute_script("return document.readyState") == "complete")
-        problems += [f"{page.name}: console: {e}" for e in _errors(browser)]
-        broken = browser.execute_script(
-            "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
-        problems += [f"{page.name}: image did not load: {src}" for src in broken]
-    assert not problems, problems
+        name = page.relative_to(site).as_posix()
+        for size in WIDTHS:
+            for dark in (False, True) if name in DARK_PAGES else (False,):
+                report = _visit(browser, f"{server}/{name}", size, dark)
+                report["errors"] = _errors(browser)
+                report["foreign"] = _foreign_requests(browser)
+                view = f"{size}-dark" if dark else size
+                _screenshot(browser, SCREENSHOTS / f"{_slug(name)}-{view}.png", WIDTHS[size][0])
+                views[name, view] = report
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    (SCREENSHOTS / "seen.json").write_text(json.dumps({f"{p} [{v}]": r for (p, v), r in views.items()}, indent=1))
+    return views
+
+
+def _problems(seen: dict, check) -> list[str]:
+    found = []
+    for (page, view), report in seen.items():
+        found += [f"{page} [{view}]: {problem}" for problem in check(report)]
+    return found
+
+
+def test_no_console_errors_and_no_request_to_another_host(seen):
+    problems = _problems(seen, lambda r: [f"console: {e}" for e in r["errors"]]
+                         + [f"request to another host: {u}" for u in r["foreign"]])
+    assert not problems, "\n".join(problems[:40])
+
+
+def test_no_page_is_wider_than_the_screen(seen):
+    problems = _problems(seen, lambda r: [f"page is {r['scrollWidth']} px wide on a {r['width']} px screen: "
+                                          + ", ".join(r["wide"])] if r["scrollWidth"] > r["width"] + 1 else [])
+    assert not problems, "\n".join(problems)
+
+
+def test_prose_shows_no_raw_markdown_or_tex(seen):
+    def check(report):
+        found = []
+        for text in report["blocks"]:
+            for what, pattern in (("raw Markdown table", RAW_TABLE), ("raw emphasis", RAW_EMPHASIS),
+                                  ("raw TeX", RAW_TEX)):
+                if pattern.search(text):
+                    found.append(f"{what}: {text[:90]!r}")
+        if report["math"] in ("failed", "no renderer"):
+            found.append(f"formulas not rendered ({report['math']})")
+        return sorted(set(found))
+    problems = _problems(seen, check)
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:60])
+
+
+def test_figures_load_are_readable_and_described(seen):
+    def check(report):
+        found = []
+        for image in report["images"]:
+            name = image["src"].rsplit("/", 1)[-1]
+            if not image["loaded"]:
+                found.append(f"image did not load: {name}")
+                continue
+            alt = image["alt"].strip()
+            if not alt or re.search(r"\.(png|jpe?g|svg|gif)$", alt, re.I):
+                found.append(f"no alt text: {name}")
+            if image["hidden"]:
+                continue
+            scale = image["shown"] / image["natural"]
+            if image["thumb"]:
+                if scale < 1 / MAX_THUMBNAIL_SCALE:
+                    found.append(f"thumbnail served at {image['natural']} px, shown at {image['shown']:.0f} px: {name}")
+            elif scale < MIN_FIGURE_SCALE:
+                found.append(f"figure shown at {scale:.0%} of its natural width "
+                             f"({image['natural']} -> {image['shown']:.0f} px): {alt[:50] or name}")
+        return found
+    problems = _problems(seen, check)
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:60])
+
+
+def test_dark_mode_keeps_text_and_figures_readable(seen):
+    def check(report):
+        found = [f"low contrast: {c}" for c in report["lowContrast"]]
+        if report["theme"] != "dark":
+            found.append(f"theme is {report['theme']!r}, not dark")
+        for image in report["images"]:
+            if not image["hidden"] and not image["thumb"]:
+                m = re.findall(r"[\d.]+", image["background"] or "rgb(0, 0, 0)")
+                if sum(float(v) for v in m[:3]) / 3 < 200:
+                    found.append(f"figure on a dark background ({image['background'] or 'none'}): {image['alt'][:40]}")
+        return found
+    dark = {k: v for k, v in seen.items() if k[1].endswith("-dark")}
+    assert len(dark) == 2 * len(DARK_PAGES)
+    problems = _problems(dark, check)
+    assert not problems, "\n".join(problems[:40])
+
+
+def _what_you_will_learn(nb) -> str:
+    """The first item of a chapter's "What you will learn" list, as plain text."""
+    match = re.search(r"^- (.+(?:\n  .+)*)", nb.cells[0].source, re.M)
+    text = " ".join(line.strip() for line in match.group(1).splitlines()) if match else ""
+    text = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", text).replace("`", "").replace("*", "")
+    return text.rstrip(";.") + "."
+
+
+def test_cards_show_a_whole_sentence(seen):
+    landing = seen["book/intro.html", "desktop"]
+    assert len(landing["cards"]) == len(CHAPTERS), landing["cards"]
+    problems = []
+    for chapter, card in zip(CHAPTERS, landing["cards"]):
+        expected = _what_you_will_learn(nbformat.read(chapter, as_version=4))
+        words = re.findall(r"\w+", card)
+        if not re.search(r"[.?!]$", card) or not words or words[-1].lower() in STOP_WORDS \
+                or card.split() != expected.split():
+            problems.append(f"{chapter.stem}: card says {card!r}, the chapter {expected!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_results_table_shows_what_readers_want_first(seen):
+    for view in WIDTHS:
+        hidden = seen["book/intro.html", view]["hiddenColumns"]
+        assert not {"network", "test accuracy"} & set(hidden), f"{view}: hidden behind the scrollbar: {hidden}"
+    assert not seen["book/intro.html", "desktop"]["hiddenColumns"], seen["book/intro.html", "desktop"]["hiddenColumns"]
+
+
+def _exercise_counts(nb) -> tuple[int, int, list[str]]:
+    """(checked, open, solutions' first words) from a chapter's "## Exercises" section."""
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    section = text[text.index("## Exercises") + 12:] if "## Exercises" in text else ""
+    exercises, _, solutions = section.partition("<details>")
+    exercises = re.split(r"\n#{1,3} ", exercises)[0]
+    items = re.findall(r"^\d+\.\s+(.*)$", exercises, re.M)
+    checked = sum(item.startswith("**(checked)**") for item in items)
+    answers = [a.strip()[:40] for a in re.findall(r"^\d+\.\s+(.*)$", solutions, re.M) if len(a.strip()) > 20]
+    return checked, len(items) - checked, answers
+
+
+def test_classroom_table_matches_the_chapters(seen):
+    rows = seen["book/classroom.html", "desktop"]["exercises"]
+    assert len(rows) == len(CHAPTERS), rows
+    problems = []
+    for chapter, row in zip(CHAPTERS, rows):
+        checked, open_, answers = _exercise_counts(nbformat.read(chapter, as_version=4))
+        if row["counts"] != f"{checked} checked, {open_} open":
+            problems.append(f"{chapter.stem}: page says {row['counts']!r}, the chapter has {checked} checked, {open_} open")
+        if len(row["items"]) != checked + open_:
+            problems.append(f"{chapter.stem}: {len(row['items'])} exercises listed, {checked + open_} in the chapter")
+        for item in row["items"]:
+            words = re.findall(r"\w+", item)
+            if not re.search(r"[.?!)]$", item) or not words or words[-1].lower() in STOP_WORDS:
+                problems.append(f"{chapter.stem}: exercise text cut: {item[-60:]!r}")
+            if any(item.startswith(a) for a in answers):
+                problems.append(f"{chapter.stem}: a solution is listed as an exercise: {item[:60]!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_screenshots_of_every_page(site, seen):
+    shots = {p.name for p in SCREENSHOTS.glob("*.png")}
+    for page in pages(site):
+        for view in WIDTHS:
+            assert f"{_slug(page.relative_to(site).as_posix())}-{view}.png" in shots
+    assert sum("-dark" in s for s in shots) == 2 * len(DARK_PAGES)
 
 
 def test_sidebar_lists_every_chapter_and_landing_shows_cards_and_results(server, browser):
@@ -175,9 +474,6 @@ def test_sidebar_lists_every_chapter_and_landing_shows_cards_and_results(server,
         assert title.split(":")[0] in sidebar, f"{chapter.name} ({title}) is not in the sidebar"
     assert len(browser.find_elements(By.CSS_SELECTOR, ".cnnbook-card")) == len(CHAPTERS)
     assert browser.find_elements(By.CSS_SELECTOR, ".cnnbook-results td")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    browser.set_window_size(1280, 1700)
-    browser.save_screenshot(str(SCREENSHOTS / "landing.png"))
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.stem for c in CHAPTERS])
@@ -196,10 +492,6 @@ def test_chapter_has_colab_link_and_folded_solutions(server, browser, chapter):
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", solution)
     solution.find_element(By.TAG_NAME, "summary").click()
     assert _wait(lambda: any(e.is_displayed() for e in body)), "the solution stays hidden after a click"
-    if chapter == CHAPTERS[-1]:
-        browser.set_window_size(1280, 1700)
-        browser.execute_script("window.scrollTo(0, 0)")
-        browser.save_screenshot(str(SCREENSHOTS / "chapter.png"))
 
 
 def test_search_finds_residual(server, browser):
