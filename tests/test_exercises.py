@@ -322,3 +322,20 @@ def test_depends_on_its_input():
 
     assert depends_on_its_input(nn.Conv2d(2, 2, 1), (1, 2, 3, 3))
     assert "does not change with its input" in repr(depends_on_its_input(Constant(), (1, 2, 3, 3)))
+
+
+def test_a_choice_with_an_answer_not_among_its_options_is_refused():
+    with pytest.raises(ValueError, match="not among the options"):
+        Choice("?", {"a": "x", "b": "y"}, "B", "because")
+    with pytest.raises(ValueError, match="not among the options"):
+        Choices("?", {"a": "x", "b": "y"}, "ac", "because")
+
+
+def test_a_module_that_changes_its_input_in_place_does_not_fool_the_checks():
+    class ZeroesItsInput(nn.Module):
+        def forward(self, X):
+            out = torch.cat((X, 2 * X), dim=1)
+            X.zero_()  # after use: the checks compare with the input as it was
+            return out
+
+    assert concatenates_its_input(ZeroesItsInput(), (1, 2, 3, 3))

@@ -344,6 +344,12 @@ class Choice:
     explain: str
     wrong: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:  # the chapter author's mistakes, caught by the tests
+        unknown = [letter for letter in [*self.answer, *self.wrong] if letter not in self.options]
+        if unknown or not self.answer:
+            raise ValueError(f"Choice {self.question!r}: {unknown or 'no answer'} not among the "
+                             f"options {list(self.options)}.")
+
     def letter(self, answer: Any) -> str | Check:
         """The letter the reader chose, or a Check saying how to answer."""
         if answer is None:
@@ -476,7 +482,7 @@ def parameter_count(module: nn.Module) -> int:
 
 def _run(module: nn.Module, X: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
-        out = module.eval()(X)
+        out = module.eval()(X.clone())  # a copy: an in-place ReLU on X must not change our X
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"it returns {what_it_is(out)}, not a tensor")
     return out
