@@ -51,3 +51,17 @@ bench: setup $(BENCH_STAMP)
 
 clean:
 	rm -rf _build
+
+# The gpu profile on the device present (for a CUDA machine; not in the tests): trains each chapter's network
+# for 150 steps, checks that it learns and fits a T4's 15 GiB, predicts its full run on a Colab T4, prints the
+# verdict and writes benchmarks/results/gpu-check-<device>.json and .md. No `setup` first: a GPU machine may
+# be offline; any Python with torch and cnnbook's imports will do (make gpu-check PY=python3).
+# make gpu-check GPU_CHECK_ARGS="--chapters lenet resnet --steps 100"  (--quick: checks that it runs)
+.PHONY: gpu-check check-py313
+gpu-check:
+	$(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
+
+# One chapter as Colab runs it (not in the tests): a fresh Python 3.13 venv, torch 2.14.1 first, cnnbook from
+# the committed tree (not editable), the notebook alone in an empty folder, smoke profile. Needs PyPI.
+check-py313:
+	bash scripts/check-python313.sh $(PY313_NOTEBOOK)
