@@ -129,4 +129,5 @@ step "execute $name alone in an empty folder (CNNBOOK_PROFILE=smoke)" \
   env CNNBOOK_PROFILE=smoke CNNBOOK_PROGRESS=0 "$PY" "$WORK/execute.py" "$RUN/$name" "$RUN"
 grep -E '^    \||^executed' "$LOG"/execute_*.log || true
 echo "    files written beside the notebook: $(cd "$RUN" && find . -type f ! -name '*.ipynb' | sort | tr '\n' ' ')"
-finish PASS "$name ran on $("$PY" -c 'import sys; print(sys.version.split()[0])') with torch $after, cnnbook installed from $REF"
+version="$("$PY" -c 'import sys; print(sys.version.split()[0])')"
+finish PASS "$name ran on Python $version with torch $after, cnnbook installed from $REF"
