@@ -202,7 +202,7 @@ class Count:
         if self.matches(value, self.expected):
             shown_expected = f"{self.expected:,}" if self.integer else f"{self.expected:,.4g}"
             worked = f" ({self.worked})" if self.worked else ""
-            return right(f"{self.what} = {shown_expected}{worked}.")
+            return right(f"{_cap(self.what)} = {shown_expected}{worked}.")
         given = f"{value:,}" if isinstance(value, int) else f"{value:,.6g}"
         for mistake, hint in self.mistakes.items():
             if mistake != self.expected and self.matches(value, mistake):
