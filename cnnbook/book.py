@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -41,15 +43,71 @@ def package_hash() -> str:
     return digest.hexdigest()
 
 
+SETTINGS_CALL = re.compile(r"""settings\(\s*["']([\w-]+)["']""")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def settings_hash(nb: nbformat.NotebookNode, profile: str = "cpu") -> str:
+    """SHA-256 of the profile-table entries (under ``profile``) of every chapter the notebook's code reads
+    with ``cnnbook.settings("...")``: editing a chapter's epochs or widths makes its outputs stale."""
+    from dataclasses import asdict
+
+    from .profiles import settings
+
+    names = sorted({m for c in nb.cells if c.cell_type == "code" for m in SETTINGS_CALL.findall(c.source)})
+    digest = hashlib.sha256()
+    for name in names:
+        try:
+            values = asdict(settings(name, profile))
+        except Exception:  # noqa: BLE001 - an unknown name is the notebook's error, shown when it runs
+            values = {"unknown": name}
+        digest.update(json.dumps(values, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def check_profile(profile: str | None) -> str:
+    """The profile to execute in: ``profile``, else ``$CNNBOOK_PROFILE``, else by device; checked first."""
+    from .errors import SettingsError
+    from .profiles import PROFILE_NAMES, current_profile
+
+    if profile is None:
+        return current_profile()  # raises SettingsError for a bad $CNNBOOK_PROFILE
+    if profile not in PROFILE_NAMES:
+        raise SettingsError(f"--profile {profile!r} is not a profile: use one of {', '.join(PROFILE_NAMES)}.")
+    return profile
+
+
+def coalesce_streams(nb: nbformat.NotebookNode) -> None:
+    """Merge consecutive stdout (or stderr) outputs of a cell into one: one text box per run, not one per
+    printed line; terminal colour codes removed."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        merged = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                out["text"] = ANSI.sub("", "".join(out["text"]) if isinstance(out["text"], list) else out["text"])
+                if merged and merged[-1].get("output_type") == "stream" and merged[-1]["name"] == out["name"]:
+                    merged[-1]["text"] += out["text"]
+                    continue
+            if out.get("output_type") == "error":
+                out["traceback"] = [ANSI.sub("", line) for line in out.get("traceback", [])]
+            merged.append(out)
+        cell["outputs"] = merged
+
+
 def execute(path: str | os.PathLike, profile: str, output: str | os.PathLike | None = None) -> float:
     """Run every cell of the notebook at ``path`` under ``profile`` and write it (in place by default).
+
+    A failed run never replaces the notebook: it is written beside it as ``<name>.failed.ipynb`` for
+    inspection (or to ``output``), and the error is raised. In the ``cpu`` profile the chapter's run also
+    ships its trained weights (``CNNBOOK_SAVE_WEIGHTS=1``, see :mod:`cnnbook.weights`).
 
     Returns:
         The execution time in seconds.
 
     Raises:
-        nbclient.exceptions.CellExecutionError: a cell failed (the notebook is still written,
-            with the error in its output, to ``output`` if given).
+        nbclient.exceptions.CellExecutionError: a cell failed.
     """
     from nbclient import NotebookClient
 
@@ -57,31 +115,42 @@ def execute(path: str | os.PathLike, profile: str, output: str | os.PathLike | N
     from .results import versions
     from .train import device_name
 
+    profile = check_profile(profile)
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     # The kernel inherits the environment: the profile, and no progress bars in saved outputs.
-    kernel_env = {"CNNBOOK_PROFILE": profile, "CNNBOOK_PROGRESS": "0"}
+    kernel_env = {"CNNBOOK_PROFILE": profile, "CNNBOOK_PROGRESS": "0", "CNNBOOK_TRAINED": "0",
+                  "CNNBOOK_SAVE_WEIGHTS": "1" if profile == "cpu" and output is None else "0"}
     saved = {name: os.environ.get(name) for name in kernel_env}
     os.environ.update(kernel_env)
     client = NotebookClient(nb, timeout=TIMEOUT_PER_CELL, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(path.parent.resolve())}})
     start = time.perf_counter()
+    failed = None
     try:
         client.execute()
+    except BaseException as err:  # noqa: BLE001 - written aside, then raised again
+        failed = err
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        duration = time.perf_counter() - start
-        device = default_device()
-        nb.metadata["cnnbook"] = dict(
-            profile=profile, device=device.type, device_name=device_name(device),
-            duration_s=round(duration, 1), code_sha256=code_hash(nb), cnnbook_sha256=package_hash(),
-            executed=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=versions(),
-        )
-        nbformat.write(nb, Path(output) if output else path)
+    duration = time.perf_counter() - start
+    device = default_device()
+    coalesce_streams(nb)
+    nb.metadata["cnnbook"] = dict(
+        profile=profile, device=device.type, device_name=device_name(device),
+        duration_s=round(duration, 1), code_sha256=code_hash(nb), settings_sha256=settings_hash(nb, "cpu"),
+        cnnbook_sha256=package_hash(), executed=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        versions=versions(),
+    )
+    if failed is not None:
+        target = Path(output) if output else path.with_name(path.stem + ".failed.ipynb")
+        nbformat.write(nb, target)
+        raise failed
+    nbformat.write(nb, Path(output) if output else path)
     return duration
 
 
@@ -94,6 +163,8 @@ def stale_reasons(path: str | os.PathLike, profile: str = "cpu") -> list[str]:
     reasons = []
     if record.get("code_sha256") != code_hash(nb):
         reasons.append("code cells changed since the outputs were made: re-execute it")
+    if record.get("settings_sha256") != settings_hash(nb, "cpu"):
+        reasons.append("its entry in the profile table (cnnbook/profiles.py) changed: re-execute it")
     if record.get("profile") != profile:
         reasons.append(f"executed in the {record.get('profile')!r} profile, not {profile!r}")
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
@@ -105,6 +176,12 @@ def stale_reasons(path: str | os.PathLike, profile: str = "cpu") -> list[str]:
     if errors:
         reasons.append(f"an error in the outputs: {errors[0].get('ename')}: {errors[0].get('evalue')}")
     return reasons
+
+
+def older_package(path: str | os.PathLike) -> bool:
+    """Whether the notebook was executed with another version of the cnnbook package than this one."""
+    record = nbformat.read(Path(path), as_version=4).metadata.get("cnnbook") or {}
+    return record.get("cnnbook_sha256") != package_hash()
 
 
 def chapter_code(path: str | os.PathLike, tag: str = "model") -> SimpleNamespace:
@@ -159,7 +236,7 @@ def build_network(chapter: str, profile: str = "cpu"):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .profiles import current_profile
+    from .errors import CnnbookError
 
     parser = argparse.ArgumentParser(prog="python -m cnnbook.book", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("execute", "check"))
@@ -170,7 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.output and (args.command != "execute" or len(args.notebooks) != 1):
         parser.error("--output works with `execute` and a single notebook")
-    profile = args.profile or current_profile()
+    try:  # before any notebook is touched
+        profile = check_profile(args.profile) if args.command == "execute" else (args.profile or "cpu")
+    except CnnbookError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     failed = 0
     for path in args.notebooks:
         if args.command == "execute":
@@ -179,11 +260,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  done in {execute(path, profile, args.output):.0f} s", flush=True)
             except Exception as err:  # noqa: BLE001 - report every failed chapter, then fail
                 failed += 1
-                print(f"  FAILED: {type(err).__name__}: {str(err).strip().splitlines()[-1]}", flush=True)
+                last = ANSI.sub("", str(err)).strip().splitlines() or [""]
+                aside = args.output or Path(path).with_name(Path(path).stem + ".failed.ipynb")
+                print(f"  FAILED: {type(err).__name__}: {last[-1]}\n  (the notebook is unchanged; the failed "
+                      f"run is in {aside})", flush=True)
         else:
             reasons = stale_reasons(path, profile)
             failed += bool(reasons)
-            print(f"{path}: {'; '.join(reasons) or 'fresh'}")
+            note = "" if reasons or not older_package(path) else " (executed with an older cnnbook)"
+            print(f"{path}: {'; '.join(reasons) or 'fresh'}{note}")
     return 1 if failed else 0
 
 

@@ -50,7 +50,8 @@ def make_optimizer(net: nn.Module, S: Settings) -> torch.optim.Optimizer:
 def make_schedule(optimizer: torch.optim.Optimizer, S: Settings, total_steps: int):
     """The learning-rate schedule, stepped once per batch."""
     if S.schedule == "onecycle":  # warm up to lr over the first 25 % of steps, then anneal to ~0
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=S.lr, total_steps=total_steps,
+        # (at least 8 steps: with fewer, the warm-up phase would have no length)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=S.lr, total_steps=max(total_steps, 8),
                                                    pct_start=0.25)
     if S.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
@@ -477,24 +478,25 @@ def train(
     optimizer = make_optimizer(net, S)
     schedule = make_schedule(optimizer, S, total_steps=S.num_epochs * steps)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=S.label_smoothing)
-    arithmetic, why = choose_precision(net, S, data, device, precision)
+    requested_precision(precision)  # a wrong value is reported before anything starts
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(arithmetic)
-    autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
-    scaler = torch.amp.GradScaler("cuda", enabled=arithmetic == "fp16")
     generator = torch.Generator().manual_seed(seed)
-
     report = TrainingReport(architecture, S.num_epochs, live=plot, verbose=verbose)
-    report.log(f"training {architecture} on {device_name(device)}, {why}: {count_params(net):,} parameters, "
-               f"{len(data.train_labels):,} training images, {plural(S.num_epochs, 'epoch')}")
     history: list[dict[str, float]] = []
     status = "finished"
+    arithmetic, autocast = "fp32", contextlib.nullcontext
     last_good = copy.deepcopy(net.state_dict())
     start = time.perf_counter()
     train_time = 0.0
     eval_split = "val" if has_val else "train"
     try:
+        arithmetic, why = choose_precision(net, S, data, device, precision)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(arithmetic)
+        autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
+        scaler = torch.amp.GradScaler("cuda", enabled=arithmetic == "fp16")
+        report.log(f"training {architecture} on {device_name(device)}, {why}: {count_params(net):,} "
+                   f"parameters, {len(data.train_labels):,} training images, {plural(S.num_epochs, 'epoch')}")
         for epoch in range(1, S.num_epochs + 1):
             t0 = time.perf_counter()
             batches = report.progress(data.batches("train", S.batch_size, augment=S.augment, resize=S.resize,

@@ -36,7 +36,9 @@ def tiny_data() -> FashionMNIST:
     """A small separable data set on the CPU, shaped like Fashion-MNIST."""
     train_images, train_labels = separable(600, seed=1)
     test_images, test_labels = separable(200, seed=2)
-    return FashionMNIST(train_images, train_labels, test_images, test_labels)
+    val_images, val_labels = separable(200, seed=3)
+    return FashionMNIST(train_images, train_labels, test_images, test_labels, val_images=val_images,
+                        val_labels=val_labels)
 
 
 @pytest.fixture

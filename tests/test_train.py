@@ -1,4 +1,5 @@
-"""The trainer: it learns, stops on NaN, survives Ctrl-C, explains wrong shapes, records results."""
+"""The trainer: it learns, validates per epoch and tests once, stops on NaN, survives Ctrl-C without losing a
+finished record, explains the usual mistakes in a few lines, and chooses its arithmetic per machine."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,11 @@ from torch import nn
 
 import cnnbook
 from cnnbook import Settings, TrainingDiverged, train
+import importlib
+
+train_module = importlib.import_module("cnnbook.train")
+from cnnbook.errors import CnnbookError, NetworkError, SettingsError
+from cnnbook.results import Result
 
 
 def small_net(in_channels: int = 1) -> nn.Module:
@@ -22,13 +28,34 @@ def settings(**changes) -> Settings:
     return Settings(**values)
 
 
-def test_learns_a_separable_task(tiny_data):
+def test_learns_validates_each_epoch_and_tests_once(tiny_data):
     torch.manual_seed(0)
-    result = train(small_net(), tiny_data, settings(), device="cpu", plot=False)
-    assert result.status == "finished" and result.num_epochs == 3
-    assert result.test_acc > 0.95
+    result = train(small_net(), tiny_data, settings(), device="cpu", plot=False, test=True)
+    assert result.status == "finished" and result.num_epochs == 3 and result.learned
+    assert result.test_acc > 0.95 and result.val_acc > 0.95
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
-    assert set(result.history[0]) == {"epoch", "train_loss", "train_acc", "test_acc", "examples_per_s", "seconds"}
+    assert set(result.history[0]) == {"epoch", "train_loss", "train_acc", "val_acc", "examples_per_s", "seconds"}
+    assert result.test_acc_se == pytest.approx((result.test_acc * (1 - result.test_acc) / 200) ** 0.5)
+    assert len(result.per_class_acc) == 10 and sum(map(sum, result.confusion)) == 200
+
+
+def test_trials_do_not_look_at_the_test_set(tiny_data, monkeypatch):
+    seen = []
+    original = tiny_data.batches
+
+    def spy(split="train", *args, **kwargs):
+        seen.append(split)
+        return original(split, *args, **kwargs)
+
+    monkeypatch.setattr(tiny_data, "batches", spy)
+    result = train(small_net(), tiny_data, settings(num_epochs=1), device="cpu", verbose=False)
+    assert result.test_acc is None and result.val_acc is not None
+    assert "test" not in seen
+
+
+def test_verbose_false_prints_nothing(tiny_data, capsys):
+    train(small_net(), tiny_data, settings(num_epochs=1), device="cpu", verbose=False)
+    assert capsys.readouterr().out == ""
 
 
 def test_adamw_cosine_and_augmentation_run(tiny_data):
@@ -43,8 +70,9 @@ def test_adamw_cosine_and_augmentation_run(tiny_data):
 def test_evaluate_matches_the_record(tiny_data):
     torch.manual_seed(0)
     net = small_net()
-    result = train(net, tiny_data, settings(num_epochs=1), device="cpu", plot=False)
+    result = train(net, tiny_data, settings(num_epochs=1), device="cpu", plot=False, test=True)
     assert cnnbook.evaluate(net, tiny_data) == pytest.approx(result.test_acc)
+    assert cnnbook.evaluate(net, tiny_data, "val") == pytest.approx(result.val_acc)
     probs, labels = cnnbook.predict(net, tiny_data)
     assert probs.shape == (200, 10) and torch.allclose(probs.sum(1), torch.ones(200))
 
@@ -55,7 +83,8 @@ def test_nan_loss_stops_with_a_message_naming_the_learning_rate(tiny_data):
     with pytest.raises(TrainingDiverged) as err:
         train(net, tiny_data, settings(lr=1e8, schedule="constant"), device="cpu", plot=False)
     message = str(err.value)
-    assert "NaN or infinite" in message and "learning rate" in message and "lr=100000000.0" in message
+    assert "NaN or infinite" in message and "lr=100000000.0" in message and "too high" in message
+    assert len(message.splitlines()) <= 3
     assert err.value.result.status == "diverged"
     assert all(torch.isfinite(p).all() for p in net.parameters())  # weights of the last good epoch
 
@@ -75,31 +104,174 @@ class InterruptAt(nn.Module):
         return self.net(X)
 
 
-def test_interrupt_keeps_finished_epochs(tiny_data, capsys):
+def finished_record(tmp_path, tiny_data) -> Result:
     torch.manual_seed(0)
-    steps_per_epoch = tiny_data.num_batches("train", 32)
-    net = InterruptAt(small_net(), at_call=steps_per_epoch + 5)  # during epoch 2
-    result = train(net, tiny_data, settings(num_epochs=3), device="cpu", plot=False)
-    assert result.status == "interrupted" and result.num_epochs == 1 and len(result.history) == 1
-    assert "Interrupted" in capsys.readouterr().out
+    result = train(small_net(), tiny_data, settings(num_epochs=1), device="cpu", plot=False, test=True)
+    assert result.save(tmp_path) == tmp_path / "test.json"
+    return result
 
 
-def test_wrong_input_channels_gives_actionable_error(tiny_data):
-    with pytest.raises(ValueError, match="in_channels .*1 channel"):
-        train(small_net(in_channels=3), tiny_data, settings(), device="cpu", plot=False)
+@pytest.mark.parametrize("at_epoch", [1, 2], ids=["before the first epoch ends", "during epoch 2"])
+def test_interrupt_never_replaces_a_finished_record(tiny_data, tmp_path, monkeypatch, capsys, at_epoch):
+    monkeypatch.setenv("CNNBOOK_RESULTS", str(tmp_path))
+    monkeypatch.setenv("CNNBOOK_PRECISION", "fp32")  # no probe: its calls would count too
+    finished = finished_record(tmp_path, tiny_data)
+    before = (tmp_path / "test.json").read_text()
+    steps = tiny_data.num_batches("train", 32)
+    net = InterruptAt(small_net(), at_call=(at_epoch - 1) * steps + 3)
+    result = train(net, tiny_data, settings(num_epochs=3), device="cpu", plot=False, save=True)
+    assert result.status == "interrupted" and result.num_epochs == at_epoch - 1
+    out = capsys.readouterr().out
+    assert "Interrupted" in out and "Not saved" in out
+    assert (tmp_path / "test.json").read_text() == before  # the finished record is untouched
+    assert cnnbook.load_result("test") == finished
+    assert result.save(tmp_path) is None  # saving it by hand is refused too
+    json.dumps(result.to_dict(), allow_nan=False)  # valid JSON even with no epoch done
+    text = str(cnnbook.describe_run(result))
+    assert "interrupted" in text and "training cell again" in text
+    assert "training cell again" in str(cnnbook.describe_mistakes(result))
 
 
-def test_wrong_number_of_classes_gives_actionable_error(tiny_data):
-    net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 7))
-    with pytest.raises(ValueError, match=r"returns shape \(2, 7\).*expected \(2, 10\)"):
-        train(net, tiny_data, settings(), device="cpu", plot=False)
+def test_save_is_atomic_and_valid_json(tiny_data, tmp_path):
+    result = finished_record(tmp_path, tiny_data)
+    result.train_loss = float("nan")
+    path = result.save(tmp_path)
+    values = json.loads(path.read_text())  # json.loads rejects nothing, so check the text itself
+    assert "NaN" not in path.read_text() and values["train_loss"] is None
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
+
+
+def test_a_run_at_chance_says_it_did_not_learn_and_is_not_saved(tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CNNBOOK_RESULTS", str(tmp_path))
+    net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+    net[1].weight.requires_grad_(False)  # a network that cannot learn: every score stays 0
+    S = settings(num_epochs=1, lr=1e-12, schedule="constant", momentum=0.0)
+    result = train(net, tiny_data, S, device="cpu", plot=False, save=True)
+    assert not result.learned
+    out = capsys.readouterr().out
+    assert "did not learn" in out and "Not saved" in out
+    assert not (tmp_path / "test.json").exists()
+    assert "did not learn" in str(cnnbook.describe_run(result))
 
 
 def test_record_is_json_and_round_trips(tiny_data, tmp_path):
     torch.manual_seed(0)
-    result = train(small_net(), tiny_data, settings(num_epochs=1), architecture="Small", device="cpu", plot=False)
+    result = train(small_net(), tiny_data, settings(num_epochs=1), architecture="Small", device="cpu",
+                   plot=False, test=True)
     path = result.save(tmp_path)
     values = json.loads(path.read_text())
     assert values["architecture"] == "Small" and values["parameters"] == cnnbook.count_params(small_net())
     assert values["macs"] > 0 and values["versions"]["torch"] == torch.__version__
+    assert values["precision"] in ("fp32", "bf16")
     assert cnnbook.load_results(tmp_path)[0] == result
+
+
+# --- the usual mistakes, each with a short message that says the fix ------------------------------------
+def short(err: pytest.ExceptionInfo) -> str:
+    message = str(err.value)
+    assert isinstance(err.value, CnnbookError)
+    assert len(message.splitlines()) <= 3, message
+    return message
+
+
+def test_wrong_input_channels(tiny_data):
+    with pytest.raises(NetworkError) as err:
+        train(small_net(in_channels=3), tiny_data, settings(), device="cpu", plot=False)
+    assert "in_channels" in short(err)
+
+
+def test_wrong_number_of_classes(tiny_data):
+    net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 7))
+    with pytest.raises(NetworkError) as err:
+        train(net, tiny_data, settings(), device="cpu", plot=False)
+    assert "returns shape (2, 7)" in short(err) and "(2, 10)" in str(err.value)
+
+
+class TwoOutputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = small_net()
+
+    def forward(self, X):
+        out = self.net(X)
+        return out, out
+
+
+@pytest.mark.parametrize("call, expected", [
+    (lambda d: train(small_net, d, settings()), "call it first"),
+    (lambda d: train(small_net(), d, "lenet"), "cnnbook.settings('lenet')"),
+    (lambda d: train(small_net(), d, settings(), device="cuda"), "no CUDA GPU"),
+    (lambda d: train(TwoOutputs(), d, settings()), "returns a tuple"),
+    (lambda d: train(small_net(), [1, 2], settings()), "load_fashion_mnist"),
+    (lambda d: train(small_net(), d, settings(), precision="half"), "'fp32' or 'bf16'"),
+    (lambda d: settings(num_epochs=0), "num_epochs=0"),
+    (lambda d: settings(batch_size=0), "batch_size=0"),
+    (lambda d: settings(lr="0.1"), "not in quotes"),
+    (lambda d: settings(optimizer="adam"), "'sgd' or 'adamw'"),
+    (lambda d: cnnbook.evaluate(small_net(in_channels=3), d), "in_channels"),
+    (lambda d: cnnbook.predict(small_net(in_channels=3), d), "in_channels"),
+    (lambda d: d.split("valid"), "'train', 'val' or 'test'"),
+], ids=["builder", "string settings", "cuda", "tuple output", "not our data", "precision", "zero epochs",
+        "zero batch", "string lr", "optimizer", "evaluate shapes", "predict shapes", "split"])
+def test_common_mistakes_get_a_short_message(tiny_data, call, expected):
+    if expected == "no CUDA GPU" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(CnnbookError) as err:
+        call(tiny_data)
+    assert expected in short(err)
+
+
+def test_torchvision_data_is_named(tiny_data):
+    torchvision = pytest.importorskip("torchvision")
+    fake = torchvision.datasets.VisionDataset.__new__(torchvision.datasets.VisionDataset)
+    with pytest.raises(SettingsError) as err:
+        train(small_net(), fake, settings())
+    assert "torchvision" in short(err)
+
+
+def test_compact_errors_in_ipython():
+    from IPython.testing.globalipapp import start_ipython
+
+    shell = start_ipython()
+    assert cnnbook.install_compact_errors()
+    assert CnnbookError in shell.custom_exceptions
+
+
+# --- the arithmetic ------------------------------------------------------------------------------------------
+def test_precision_falls_back_to_fp32_without_native_bf16(tiny_data, monkeypatch):
+    monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: False)
+    S = settings()
+    choice, why = train_module.choose_precision(small_net(), S, tiny_data, torch.device("cpu"), "auto")
+    assert choice == "fp32" and "no native bfloat16" in why
+    result = train(small_net(), tiny_data, settings(num_epochs=1), device="cpu", verbose=False)
+    assert result.precision == "fp32"
+
+
+def test_precision_auto_keeps_fp32_when_the_probe_finds_bf16_slower(tiny_data, monkeypatch):
+    monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(train_module, "_probe", lambda *a, **k: {"fp32": 1.0, "bf16": 1.5})
+    monkeypatch.setattr(train_module, "_PROBES", {})
+    assert train_module.choose_precision(small_net(), settings(), tiny_data, torch.device("cpu"))[0] == "fp32"
+    monkeypatch.setattr(train_module, "_probe", lambda *a, **k: {"fp32": 2.0, "bf16": 1.0})
+    monkeypatch.setattr(train_module, "_PROBES", {})
+    assert train_module.choose_precision(small_net(), settings(), tiny_data, torch.device("cpu"))[0] == "bf16"
+
+
+def test_precision_switch_forces_either(tiny_data, monkeypatch):
+    monkeypatch.setenv("CNNBOOK_PRECISION", "bf16")
+    result = train(small_net(), tiny_data, settings(num_epochs=1), device="cpu", verbose=False, test=True)
+    assert result.precision == "bf16" and result.test_acc > 0.5
+    monkeypatch.setenv("CNNBOOK_PRECISION", "fp32")
+    assert train(small_net(), tiny_data, settings(num_epochs=1), device="cpu", verbose=False).precision == "fp32"
+
+
+def test_the_probe_leaves_the_network_and_the_random_state_alone(tiny_data):
+    net = small_net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    rng = torch.get_rng_state()
+    train_module._probe(net, settings(), tiny_data, torch.device("cpu"), steps=1, warmup=1)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert torch.equal(rng, torch.get_rng_state())
