@@ -8,7 +8,7 @@ CHAPTERS ?= $(sort $(wildcard chapters/*.ipynb))
 
 .PHONY: setup system book test execute check bench clean
 
-setup: system $(STAMP)
+setup: system $(STAMP) node_modules/.package-lock.json
 
 # System packages (python3-venv if missing, the Fashion-MNIST files, Chromium for the site test), via apt-get.
 system:
@@ -21,6 +21,10 @@ $(STAMP): requirements.txt pyproject.toml | system
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
+
+# The site's JavaScript packages (MathJax; onnxruntime-web for "Try the networks"), as package-lock.json pins them.
+node_modules/.package-lock.json: package.json package-lock.json | system
+	npm ci --no-audit --no-fund
 
 # Build the static site into _build/html from the committed (executed) notebooks.
 book: setup

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# System packages the book needs on Debian/Ubuntu: Python's venv module, the Fashion-MNIST files, and
-# Chromium with its driver for the real-browser test of the site.
+# System packages the book needs on Debian/Ubuntu: Python's venv module, the Fashion-MNIST files,
+# Node.js/npm (when missing) for the site's JavaScript packages, and Chromium with its driver for the
+# real-browser test of the site.
 # Idempotent and quick when everything is present. Uses sudo when not root.
 set -euo pipefail
 
 packages=(dataset-fashion-mnist chromium chromium-driver)
 python3 -m venv --help >/dev/null 2>&1 || packages+=(python3-venv)
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)  # npm ci installs the site's onnxruntime-web
 
 missing=()
 for p in "${packages[@]}"; do
