@@ -120,6 +120,8 @@ def write_site_files(out: str | Path, root: str | Path | None = None) -> dict:
     out = Path(out)
     root = Path(root) if root else Path(__file__).resolve().parents[1]
     (out / "models").mkdir(parents=True, exist_ok=True)
+    for old in (out / "models").glob("*.onnx"):  # a network no longer shipped must not linger in the site
+        old.unlink()
     networks, skipped = [], {}
     shipped = weights.available()
     for chapter, (notebook, _) in NETWORKS.items():
