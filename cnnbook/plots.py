@@ -10,8 +10,7 @@ or more, so that nothing is shown much smaller than drawn.
 """
 from __future__ import annotations
 
-import os
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import matplotlib.pyplot as plt
 import torch
@@ -183,52 +182,6 @@ def compare_histories(histories: dict[str, Sequence[dict]], key: str = "val_acc"
     fig.tight_layout()
     finals = ", ".join(f"{label} {_value(h[-1], key):.3g}" for label, h in histories.items() if h)
     return describe(fig, f"{name.capitalize()} per epoch of {len(histories)} runs; after the last epoch: {finals}")
-
-
-class TrainingReport:
-    """While training: a progress bar per epoch, and in a notebook a figure and a log updated in place,
-    leaving one final figure in the saved output. Outside a notebook: one printed line per epoch."""
-
-    def __init__(self, title: str, num_epochs: int, live: bool = True):
-        self.title, self.num_epochs = title, num_epochs
-        self.live = live and in_notebook()
-        self.figure_handle = self.log_handle = None
-        self.lines: list[str] = []
-
-    def progress(self, batches: Iterable, total: int, epoch: int) -> Iterable:
-        from tqdm.auto import tqdm
-
-        hidden = os.environ.get("CNNBOOK_PROGRESS") == "0"  # set when chapters are executed for the book
-        return tqdm(batches, total=total, desc=f"epoch {epoch}/{self.num_epochs}", leave=False, disable=hidden)
-
-    def update(self, history: Sequence[dict]) -> None:
-        h = history[-1]
-        line = (f"epoch {h['epoch']:>2}/{self.num_epochs}  loss {h['train_loss']:.4f}  train acc "
-                f"{h['train_acc']:.4f}  val acc {_value(h, 'val_acc'):.4f}  {h['examples_per_s']:>8,.0f} examples/s  "
-                f"{h['seconds']:.1f} s")
-        if not self.live:
-            print(line, flush=True)
-            return
-        from IPython.display import display
-
-        self.lines.append(line)
-        fig = plot_history(history, self.title)
-        if self.figure_handle is None:
-            self.figure_handle = display(fig, display_id=True)
-            self.log_handle = display(_Text("\n".join(self.lines)), display_id=True)
-        else:
-            self.figure_handle.update(fig)
-            self.log_handle.update(_Text("\n".join(self.lines)))
-        plt.close(fig)
-
-class _Text:
-    """Plain text that a display handle can update in place."""
-
-    def __init__(self, text: str):
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
 
 
 def confusion_matrix(probs: Tensor, labels: Tensor, num_classes: int = 10) -> Tensor:

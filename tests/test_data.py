@@ -17,9 +17,9 @@ REAL = all(fmnist._find(name, [fmnist.SYSTEM_DIR]) for name in fmnist.FILES)
 
 @pytest.mark.skipif(not REAL, reason="the real files are not installed (apt-get install dataset-fashion-mnist)")
 def test_real_files_load_and_are_balanced():
-    data = load_fashion_mnist(root=fmnist.SYSTEM_DIR, device="cpu")
+    data = load_fashion_mnist(root=fmnist.SYSTEM_DIR, device="cpu", val_size=0)
     assert data.train_images.shape == (60_000, 28, 28) and data.train_images.dtype == torch.uint8
-    assert data.test_images.shape == (10_000, 28, 28)
+    assert data.test_images.shape == (10_000, 28, 28) and data.val_labels is None
     assert torch.bincount(data.train_labels).tolist() == [6000] * 10
     assert torch.bincount(data.test_labels).tolist() == [1000] * 10
     pixels = data.train_images.float() / 255
@@ -72,7 +72,7 @@ def test_corrupt_file_is_rejected(idx_dir):
 
 
 def test_no_files_and_no_network_explains_offline_route(tmp_path, monkeypatch):
-    from tests.conftest import isolate_search
+    from conftest import isolate_search
 
     isolate_search(tmp_path, monkeypatch)
     with pytest.raises(DataError) as err:
@@ -142,3 +142,57 @@ def test_augmentation_shifts_and_flips_but_keeps_content():
     assert torch.all(out.sum(dim=(1, 2, 3)) == 16)  # the block never leaves the frame
     columns = out[:, 0].amax(dim=1).argmax(dim=1)  # left edge of the block
     assert columns.min() < 3 + 2 and columns.max() > 28 - 7  # some shifted, some mirrored
+
+
+# --- the validation split -------------------------------------------------------------------------------
+@pytest.mark.skipif(not REAL, reason="the real files are not installed (apt-get install dataset-fashion-mnist)")
+def test_validation_split_is_fixed_balanced_and_apart_from_training():
+    data = load_fashion_mnist(root=fmnist.SYSTEM_DIR, device="cpu")
+    assert len(data.train_labels) == 55_000 and len(data.val_labels) == 5_000
+    assert torch.bincount(data.val_labels).tolist() == [500] * 10
+    arrays = fmnist.load_arrays(fmnist.SYSTEM_DIR)
+    labels = arrays["train-labels-idx1-ubyte"].long()
+    expected = torch.cat([torch.nonzero(labels == c).flatten()[-500:] for c in range(10)]).sort().values
+    assert torch.equal(data.val_images, arrays["train-images-idx3-ubyte"][expected])  # the documented rule
+    mask = fmnist.validation_mask(labels)
+    assert torch.equal(data.train_images, arrays["train-images-idx3-ubyte"][~mask])
+    small = load_fashion_mnist(root=fmnist.SYSTEM_DIR, device="cpu", train_subset=1000, val_subset=200)
+    assert torch.bincount(small.val_labels).tolist() == [20] * 10
+    val_rows = {bytes(x.numpy()) for x in data.val_images}
+    assert not any(bytes(x.numpy()) in val_rows for x in small.train_images)  # subsets keep the split
+
+
+@pytest.mark.parametrize("subset", [-5, 0, 10**6, 2.5, "100", True])
+def test_bad_subsets_are_refused(idx_dir, subset):
+    with pytest.raises(fmnist.SettingsError, match="train_subset"):
+        load_fashion_mnist(root=idx_dir, train_subset=subset)
+
+
+def test_a_root_that_does_not_exist_is_an_error(idx_dir, tmp_path):
+    with pytest.raises(DataError, match="is not a folder"):
+        load_fashion_mnist(root=tmp_path / "typo")
+
+
+def test_cnnbook_data_that_does_not_exist_is_an_error(idx_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNBOOK_DATA", str(tmp_path / "typo"))
+    with pytest.raises(DataError, match="CNNBOOK_DATA"):
+        load_fashion_mnist()
+
+
+def test_files_found_outside_cnnbook_data_are_reported(idx_dir, tmp_path, monkeypatch, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("CNNBOOK_DATA", str(empty))
+    monkeypatch.setattr(fmnist, "SYSTEM_DIR", idx_dir)
+    load_fashion_mnist(device="cpu")
+    out = capsys.readouterr().out
+    assert f"CNNBOOK_DATA={empty}" in out and str(idx_dir) in out and len(out.splitlines()) == 1
+
+
+def test_failed_download_leaves_no_empty_folders(tmp_path, monkeypatch):
+    from conftest import isolate_search
+
+    isolate_search(tmp_path, monkeypatch)
+    with pytest.raises(DataError):
+        load_fashion_mnist()
+    assert not (tmp_path / "cache").exists()

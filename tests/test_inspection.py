@@ -39,8 +39,16 @@ def test_paper_configuration_matches_torchvision():
 
 def test_summary_of_a_mismatched_network_says_what_to_check():
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(100, 10))
-    with pytest.raises(ValueError, match="in_features of the first Linear"):
+    with pytest.raises(cnnbook.NetworkError, match="first Linear's in_features") as err:
         cnnbook.summary(net, (1, 1, 28, 28))
+    assert len(str(err.value).splitlines()) <= 3
+
+
+def test_summary_names_the_unit_and_fits_a_code_box():
+    torchvision = pytest.importorskip("torchvision")
+    table = str(cnnbook.summary(torchvision.models.resnet18(num_classes=1000), (1, 3, 224, 224), depth=2))
+    assert "Units." not in table and "Total mult-adds: 1.81 G" in table
+    assert max(map(len, table.splitlines())) <= 90
 
 
 def test_count_params_trainable_only():

@@ -76,7 +76,9 @@ def test_error_outputs_are_detected(tmp_path):
     nbformat.write(nb, path)
     with pytest.raises(Exception):
         book.execute(path, "smoke")
-    assert any("ZeroDivisionError" in r for r in book.stale_reasons(path, profile="smoke"))
+    failed = tmp_path / "fails.failed.ipynb"  # the failed run is kept beside, the notebook untouched
+    assert any("ZeroDivisionError" in r for r in book.stale_reasons(failed, profile="smoke"))
+    assert "cnnbook" not in nbformat.read(path, as_version=4).metadata
 
 
 def test_every_mention_of_the_repository_is_the_configured_one():
@@ -90,3 +92,62 @@ def test_every_mention_of_the_repository_is_the_configured_one():
         text = path.read_text()
         for found in re.findall(r"github\.com/([\w.-]+/cnnbook[\w.-]*?)(?:\.git)?(?=[/\"'\s)]|$)", text):
             assert found == owner_repo, f"{path.name} mentions github.com/{found}, not the configured {owner_repo}"
+
+
+def test_each_trained_chapter_has_its_record_and_shows_its_accuracy():
+    """The record in results/ exists, finished, and is the run whose outputs the chapter shows."""
+    from cnnbook.results import load_result
+
+    for chapter, (notebook, _) in book.NETWORKS.items():
+        record = load_result(chapter, ROOT / "results")
+        assert record is not None, f"results/{chapter}.json is missing or unfinished: execute {notebook}"
+        nb = nbformat.read(ROOT / "chapters" / notebook, as_version=4)
+        shown = "\n".join(
+            o.get("text", "") if o.get("output_type") == "stream" else o.get("data", {}).get("text/plain", "")
+            for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+        assert f"test accuracy {record.test_acc:.4f}" in shown, (
+            f"{notebook} does not show results/{chapter}.json's test accuracy {record.test_acc:.4f}: "
+            "re-execute the chapter (its record and its outputs come from different runs)")
+
+
+def test_cnnbook_errors_show_as_one_line_and_stop_the_notebook(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import cnnbook\nS = cnnbook.settings('lenet', 'smoke').replace(num_epochs=0)"),
+        nbformat.v4.new_code_cell("print('not reached')"),
+    ])
+    path = tmp_path / "mistake.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(Exception):
+        book.execute(path, "smoke")
+    failed = nbformat.read(tmp_path / "mistake.failed.ipynb", as_version=4)
+    outputs = failed.cells[0].outputs
+    text = "".join(o.get("text", "") for o in outputs)
+    assert text.strip() == ("SettingsError: Settings: num_epochs=0 must be a whole number >= 1, "
+                            "e.g. S.replace(num_epochs=2).")
+    assert not failed.cells[1].outputs
+    assert nbformat.read(path, as_version=4).cells[0].outputs == []  # the notebook itself is untouched
+
+
+def test_a_profile_entry_change_makes_outputs_stale(tmp_path, monkeypatch):
+    from cnnbook import profiles
+
+    path = ROOT / "chapters" / "03_lenet.ipynb"
+    entry = dict(profiles._CHAPTERS["lenet"])
+    entry["cpu"] = {**entry["cpu"], "num_epochs": entry["cpu"].get("num_epochs", 5) + 1}
+    monkeypatch.setitem(profiles._CHAPTERS, "lenet", entry)
+    assert any("profile table" in r for r in book.stale_reasons(path))
+
+
+def test_execute_refuses_a_bad_profile_before_touching_anything(capsys):
+    before = (ROOT / "chapters" / "01_fashion_mnist.ipynb").read_bytes()
+    assert book.main(["execute", "--profile", "fast", "chapters/01_fashion_mnist.ipynb"]) == 2
+    assert "not a profile" in capsys.readouterr().err
+    assert (ROOT / "chapters" / "01_fashion_mnist.ipynb").read_bytes() == before
+
+
+def test_printed_lines_become_one_output_without_colour_codes():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"epoch {i}\x1b[0m\n")
+                           for i in range(3)]
+    book.coalesce_streams(nb)
+    assert [o["text"] for o in nb.cells[0].outputs] == ["epoch 0\nepoch 1\nepoch 2\n"]

@@ -29,7 +29,7 @@ def test_unknown_profile_and_chapter_are_explained(monkeypatch):
     monkeypatch.setenv("CNNBOOK_PROFILE", "huge")
     with pytest.raises(ValueError, match="not a profile. Use one of smoke, cpu, gpu"):
         cnnbook.current_profile()
-    with pytest.raises(KeyError, match="Known chapters: training"):
+    with pytest.raises(cnnbook.SettingsError, match="Known chapters: training"):
         cnnbook.settings("nonexistent", "cpu")
 
 
