@@ -12,6 +12,7 @@
 #
 #   scripts/check-python313.sh [chapters/03_lenet.ipynb]
 #   PYTHON313=/path/to/python3.13 TORCH=2.14.1 TORCHVISION=0.29.1 REF=HEAD KEEP=1 scripts/check-python313.sh
+#   SRC=/some/folder scripts/check-python313.sh     # install that folder instead of the commit REF
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,6 +20,7 @@ NOTEBOOK="${1:-chapters/03_lenet.ipynb}"
 TORCH="${TORCH:-2.14.1}"
 TORCHVISION="${TORCHVISION:-0.29.1}"
 REF="${REF:-HEAD}"  # the commit installed, as `git+https://...` would install the pushed one
+SRC="${SRC:-}"  # or a folder to install instead (e.g. a copy of the tree with a fix to try)
 export CNNBOOK_DATA="${CNNBOOK_DATA:-/usr/share/datasets/fashion-mnist}"
 
 if [ -z "${PYTHON313:-}" ]; then
@@ -80,11 +82,17 @@ step "pip install ipykernel nbclient (as Colab has them)" "$PY" -m pip install -
 before="$("$PY" -m pip show torch | awk '/^Version:/ {print $2}')"
 
 # The committed tree, as `pip install git+https://github.com/cnnbook/cnnbook` sees it.
-mkdir -p "$WORK/src"
-git -C "$REPO" archive "$REF" | tar -x -C "$WORK/src"
-step "pip install the repository at $REF (not editable)" "$PY" -m pip install --progress-bar off "$WORK/src"
+if [ -n "$SRC" ]; then
+  REF="$SRC"
+  cp -r "$SRC" "$WORK/src"
+else
+  mkdir -p "$WORK/src"
+  git -C "$REPO" archive "$REF" | tar -x -C "$WORK/src"
+fi
+what="pip install the repository at $REF (not editable)"
+step "$what" "$PY" -m pip install --progress-bar off "$WORK/src"
 after="$("$PY" -m pip show torch | awk '/^Version:/ {print $2}')"
-install_log="$LOG/$(echo "pip install the repository at $REF (not editable)" | tr -c 'a-zA-Z0-9' '_').log"
+install_log="$LOG/$(echo "$what" | tr -c 'a-zA-Z0-9' '_').log"
 echo "    torch before: $before, after: $after"
 if [ "$before" != "$after" ] || grep -Eq '^Successfully installed.* (torch|torchvision)-[0-9]' "$install_log"; then
   grep -E '^Successfully installed' "$install_log" || true
@@ -105,6 +113,9 @@ from nbclient.exceptions import CellExecutionError
 
 path = sys.argv[1]
 nb = nbformat.read(path, as_version=4)
+for cell in nb.cells:  # the committed outputs go: what is printed below is this run's
+    if cell.cell_type == "code":
+        cell.outputs, cell.execution_count = [], None
 client = NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": sys.argv[2]}})
 start = time.perf_counter()
 try:
