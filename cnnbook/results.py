@@ -73,13 +73,15 @@ class Result:
         return _json_safe(asdict(self))
 
     def save(self, directory: str | os.PathLike | None = None) -> Path | None:
-        """Write ``<directory>/<chapter>.json`` (default directory: :func:`results_dir`), atomically.
+        """Write ``<directory>/<chapter>.json`` atomically (default directory: :func:`results_dir`, and its
+        ``gpu/`` subfolder for the gpu profile's records).
 
         A run that did not finish (interrupted, diverged, or no epoch done) never replaces a record:
         it is not saved, and one line says so. Returns the path written, or None.
         """
-        directory = Path(directory) if directory else results_dir()
-        path = directory / f"{self.chapter}.json"
+        if directory is None:  # the gpu profile's records are kept apart from the book's (cpu) ones
+            directory = results_dir() / "gpu" if self.profile == "gpu" else results_dir()
+        path = Path(directory) / f"{self.chapter}.json"
         if not self.finished:
             kept = "the finished record in it is kept" if path.exists() else "nothing was written"
             print(f"Not saved: this run is {self.status} after {plural(self.num_epochs, 'epoch')}, so "
@@ -159,8 +161,13 @@ def load_results(directory: str | os.PathLike | None = None) -> list[Result]:
 
 
 def load_result(chapter: str, directory: str | os.PathLike | None = None) -> Result | None:
-    """The finished record of ``chapter`` (e.g. ``"lenet"``), or None if it has none."""
-    path = (Path(directory) if directory else results_dir()) / f"{chapter}.json"
+    """The finished record of ``chapter`` (e.g. ``"lenet"``) in this profile's results, or None if it has none
+    (under the gpu profile the records of gpu runs, in ``results/gpu/``)."""
+    if directory is None:
+        from .profiles import current_profile
+
+        directory = results_dir() / "gpu" if current_profile() == "gpu" else results_dir()
+    path = Path(directory) / f"{chapter}.json"
     if not path.is_file():
         return None
     try:
