@@ -244,9 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default=None, help="default: $CNNBOOK_PROFILE, else by device")
     parser.add_argument("--output", default=None,
                         help="execute: write the executed notebook here instead of in place (one notebook only)")
+    parser.add_argument("--output-dir", default=None,
+                        help="execute: write the executed notebooks into this folder instead of in place")
     args = parser.parse_args(argv)
     if args.output and (args.command != "execute" or len(args.notebooks) != 1):
         parser.error("--output works with `execute` and a single notebook")
+    if args.output_dir:
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
     try:  # before any notebook is touched
         profile = check_profile(args.profile) if args.command == "execute" else (args.profile or "cpu")
     except CnnbookError as err:
@@ -256,12 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.notebooks:
         if args.command == "execute":
             print(f"executing {path} ({profile} profile) ...", flush=True)
+            output = args.output or (Path(args.output_dir) / Path(path).name if args.output_dir else None)
             try:
-                print(f"  done in {execute(path, profile, args.output):.0f} s", flush=True)
+                print(f"  done in {execute(path, profile, output):.0f} s", flush=True)
             except Exception as err:  # noqa: BLE001 - report every failed chapter, then fail
                 failed += 1
                 last = ANSI.sub("", str(err)).strip().splitlines() or [""]
-                aside = args.output or Path(path).with_name(Path(path).stem + ".failed.ipynb")
+                aside = output or Path(path).with_name(Path(path).stem + ".failed.ipynb")
                 print(f"  FAILED: {type(err).__name__}: {last[-1]}\n  (the notebook is unchanged; the failed "
                       f"run is in {aside})", flush=True)
         else:

@@ -20,3 +20,16 @@ def test_pages_workflow_builds_with_the_readme_command_and_deploys():
     assert deploy["needs"] == "build"
     assert any(s.get("uses", "").startswith("actions/deploy-pages") for s in deploy["steps"])
     assert workflow["permissions"]["pages"] == "write" and workflow["permissions"]["id-token"] == "write"
+
+
+def test_every_subpackage_is_packaged():
+    """A non-editable install (Colab's) must contain every cnnbook package, e.g. cnnbook.exercises."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    subpackages = {p.parent.relative_to(ROOT).as_posix().replace("/", ".")
+                   for p in (ROOT / "cnnbook").rglob("__init__.py")}
+    include = config["packages"]["find"]["include"]
+    from fnmatch import fnmatch
+
+    assert all(any(fnmatch(name, pattern) for pattern in include) for name in subpackages), subpackages
