@@ -221,7 +221,7 @@ def _last_input(browser) -> str:
     return browser.execute_script("return window.cnnbookTry.input && window.cnnbookTry.input.id")
 
 
-def test_drawing_changes_the_prediction(server, browser):
+def test_drawing_changes_the_prediction(server, browser, expected):
     browser.get_log("browser")
     _open(browser, f"{server}/book/try.html")
     browser.find_element("id", "try-clear").click()
@@ -244,8 +244,14 @@ def test_drawing_changes_the_prediction(server, browser):
     assert second != first, "touch drawing made no input"
     assert _wait(lambda: _finished(browser, second))
     bag = _page_probabilities(browser)
-    changed = [k for k in bag if max(abs(a - b) for a, b in zip(bag[k], trousers[k])) > 0.01]
-    assert len(changed) == len(bag), f"the prediction did not change for {set(bag) - set(changed)}"
+    change = {k: max(abs(a - b) for a, b in zip(bag[k], trousers[k])) for k in bag}
+    print("\nlargest change of a probability, trousers -> bag:", {k: round(v, 4) for k, v in change.items()})
+    # every network that tells test images apart answers differently (far beyond rounding, ~1e-7), and some
+    # by a lot (the stand-in weights of a few training steps can leave a network almost constant)
+    responsive = [k for k, p in expected.items()
+                  if max(abs(a - b) for row in p for a, b in zip(row, p[0])) > 0.05]
+    assert responsive and min(change[k] for k in responsive) > 1e-4, (responsive, change)
+    assert max(change.values()) > 0.05, change
 
     # the selected network's first-layer feature maps are shown for the drawing
     browser.find_element("css selector", ".cnnbook-try-card[data-net='lenet']").click()
