@@ -95,3 +95,36 @@ def test_exercise_checks_accept_the_right_answer_and_reject_a_wrong_one(name):
     assert check(name, expected)
     assert not check(name, expected + 1)
     assert not check(name, None)
+
+
+def test_why_exercises_accept_their_answer_and_explain_each_wrong_one():
+    for name in ("resnet/why-degradation", "resnet/why-identity-easy"):
+        exercise = EXERCISES[name]
+        assert check(name, exercise.answer)
+        for letter in exercise.options:
+            if letter != exercise.answer:
+                result = check(name, letter)
+                assert not result and exercise.wrong[letter][:20] in str(result)
+        assert not check(name, 3)
+
+
+def test_residual_block_exercise_accepts_a_block_and_rejects_a_plain_one(code):
+    assert check("resnet/residual-block", lambda channels: code.basic_block(channels, channels))
+    assert not check("resnet/residual-block",
+                     lambda channels: code.basic_block(channels, channels, shortcut=False))
+
+
+def test_preactivation_block_and_network(code):
+    block = code.preact_block(16, 32, stride=2)
+    assert isinstance(block.relu, torch.nn.Identity)            # nothing after the addition
+    assert isinstance(block.shortcut[0], torch.nn.Conv2d) and len(block.shortcut) == 1
+    X = torch.randn(2, 16, 8, 8)
+    assert block(X).shape == (2, 32, 4, 4)
+    same = code.preact_block(16, 16)
+    torch.nn.init.zeros_(same.residual[-1].weight)              # F = 0: exactly the identity
+    assert torch.allclose(same(X), X)
+    net = code.resnet(1, 10, block="preact", layers=(1, 1, 1), widths=(8, 16, 32), stem="3x3")
+    assert isinstance(net.head[0], torch.nn.BatchNorm2d)
+    assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ValueError, match="block must be"):
+        code.resnet(block="wide")

@@ -1,5 +1,5 @@
 """Chapter 9 (ResNet): the checked exercises."""
-from .core import (Check, Code, Count, OutputSize, adds_its_input, all_of, conv_params,
+from .core import (Check, Choice, Code, Count, OutputSize, adds_its_input, all_of, conv_params,
                    output_shape, parameter_count, right, runs, wrong)
 
 
@@ -75,6 +75,38 @@ EXERCISES = {
                   conv_params(128, 256, 1, bias=False) + 2 * 128:
                   "The BatchNorm follows the convolution: it has 256 channels."}),
     "resnet/imagenet-stem-on-28": OutputSize(n=28, kernel_size=7, stride=2, padding=3),
+    "resnet/why-degradation": Choice(
+        "A 56-layer plain network ends with a higher training error than a 20-layer one. Why is "
+        "that neither overfitting nor a lack of capacity?",
+        {"a": "Overfitting shows as a low training error and a high test error; here the training "
+              "error itself is higher, and the deeper network could copy the shallower one and "
+              "compute the identity in its extra layers: the optimiser does not find that solution.",
+         "b": "The deeper network has fewer parameters than the shallower one.",
+         "c": "The deeper network's gradients vanish before they reach the early layers.",
+         "d": "The deeper network cannot represent the shallower one's function."},
+        answer="a",
+        explain="The degradation problem is one of optimisation: a solution at least as good exists "
+                "(the shallower network plus identity layers), but SGD does not find it.",
+        wrong={"b": "It has more: each extra block adds two convolutions (see the experiment's table).",
+               "c": "With batch normalisation the gradients do not vanish: the experiment measures "
+                    "them reaching the first convolution, larger there than at the last.",
+               "d": "It can: copy the 20 layers and make the other 36 compute the identity."}),
+    "resnet/why-identity-easy": Choice(
+        "Why is the identity easy for a residual block and hard for a plain one?",
+        {"a": "The residual block has more parameters to do it with.",
+         "b": "A residual block computes F(x) + x: it is the identity as soon as F outputs zero "
+              "(e.g. its last BN's scale is 0); a plain block must make its convolutions and "
+              "ReLUs reproduce x exactly.",
+         "c": "A plain block cannot compute the identity with any weights.",
+         "d": "Batch normalisation makes every block the identity at the start of training."},
+        answer="b",
+        explain="Zero is easy to reach (weight decay even pushes towards it); an exact copy of the "
+                "input through convolutions and ReLUs needs precisely chosen weights.",
+        wrong={"a": "The identity shortcut has no parameters: both blocks have the same layers.",
+               "c": "It can, on non-negative inputs (a centred one-hot 3 × 3 kernel per channel), "
+                    "but only with exactly those weights, which SGD must find.",
+               "d": "BN normalises its input to zero mean and unit variance; it does not pass it on "
+                    "unchanged."}),
     "resnet/residual-block": Code(
         "a basic residual block Block(channels): two 3 × 3 convolutions (bias=False) each with a "
         "BatchNorm2d, ReLU between, the input added before the last ReLU",
