@@ -20,8 +20,8 @@ autocast and a GradScaler on CUDA, as ``cnnbook.train.train`` does). It reports 
 * T4 time    -- the chapter's predicted time on a T4, against 5 min per chapter and 45 min for the book:
                 epochs x (55,000 training + 15,000 evaluated images) at a T4's rate, predicted (a) from the
                 rate measured here divided by the ratio of this GPU's fp16 tensor-core peak to a T4's, and
-                (b) from the multiply-adds at 7.5 T/s or the host's launch overhead, whichever is slower;
-                the larger of (a) and (b) is kept (see ``predict_t4``).
+                (b) from the multiply-adds at 7.5 T/s or the step time measured here x 2, whichever is
+                slower; (b) is the prediction and (a) a pessimistic bound (see ``predict_t4``).
 
 Writes benchmarks/results/gpu-check-<device>.json and .md (not with --quick unless --output is given).
 One chapter failing is reported with its error and the others still run. Not part of the tests.
@@ -100,42 +100,42 @@ def fp16_peak(name: str) -> float | None:
     return None
 
 
+HOST_FACTOR = 2.0  # a T4 on Colab is never faster than this GPU; Colab's 2 vCPUs launch kernels ~2x slower
+
+
 def predict_t4(num_epochs: int, batch_size: int, macs: int, layers: int, train_per_s: float, eval_per_s: float,
-               speedup_over_t4: float | None) -> dict:
-    """The predicted time of a chapter's full run on a T4, by two methods; the larger one is kept.
+               speedup_over_t4: float | None, measured_here: bool = True) -> dict:
+    """The predicted time of a chapter's full run on a T4 (method b), and a pessimistic bound (method a).
 
     chapter time = epochs x (55,000 training images + 15,000 evaluated images at the T4's rates)
 
-    (a) the rates measured here divided by ``speedup_over_t4``;
-    (b) per training step of ``batch_size`` images, the larger of 3 x macs x batch_size / T4_MACS_PER_S and
-        the host's time to launch it (T4_HOST_S_PER_STEP + 3 x layers x T4_HOST_S_PER_KERNEL); per evaluated
-        batch of 1,000, the same with 1 x macs and 1 launch per layer.
-
-    Args:
-        num_epochs, batch_size: the profile's.
-        macs: multiply-adds of one image's forward pass; layers: the network's leaf modules.
-        train_per_s, eval_per_s: images per second measured here (training, evaluation).
-        speedup_over_t4: peak(this device) / peak(T4); None when unknown (e.g. a CPU): no method (a).
-
-    Returns:
-        ``a_s`` and ``b_s`` (seconds; ``a_s`` None without a speedup), ``seconds`` (the larger),
-        ``method`` ("a" or "b"), and the T4 training images/s each method assumed.
+    (b) per training step of ``batch_size`` images, the larger of 3 x macs x batch_size / T4_MACS_PER_S (the
+        T4's arithmetic) and the step's time measured on this GPU x HOST_FACTOR (a T4 is no faster than this
+        GPU, and Colab's host launches kernels about twice as slowly); on a CPU, where nothing was measured on
+        a GPU, the launch model T4_HOST_S_PER_STEP + 3 x layers x T4_HOST_S_PER_KERNEL instead;
+    (a) the rates measured here divided by ``speedup_over_t4``, the ratio of fp16 tensor-core peaks: a bound
+        that holds only if the network were bound by the tensor cores, which small networks are not.
+    (b) is the prediction (``seconds``); (a) is shown beside it.
     """
     steps = math.ceil(TRAIN_IMAGES_PER_EPOCH / batch_size)
     eval_batches = math.ceil(EVAL_IMAGES_PER_EPOCH / EVAL_BATCH_SIZE)
-    step_s = max(TRAIN_MAC_FACTOR * macs * batch_size / T4_MACS_PER_S,
-                 T4_HOST_S_PER_STEP + TRAIN_MAC_FACTOR * layers * T4_HOST_S_PER_KERNEL)
-    eval_batch_s = max(macs * EVAL_BATCH_SIZE / T4_MACS_PER_S,
-                       T4_HOST_S_PER_EVAL_BATCH + layers * T4_HOST_S_PER_KERNEL)
+    if measured_here and speedup_over_t4:
+        host_step = HOST_FACTOR * batch_size / train_per_s
+        host_eval = HOST_FACTOR * EVAL_BATCH_SIZE / eval_per_s
+    else:
+        host_step = T4_HOST_S_PER_STEP + TRAIN_MAC_FACTOR * layers * T4_HOST_S_PER_KERNEL
+        host_eval = T4_HOST_S_PER_EVAL_BATCH + layers * T4_HOST_S_PER_KERNEL
+    compute_step = TRAIN_MAC_FACTOR * macs * batch_size / T4_MACS_PER_S
+    step_s = max(compute_step, host_step)
+    eval_batch_s = max(macs * EVAL_BATCH_SIZE / T4_MACS_PER_S, host_eval)
     out = dict(b_s=num_epochs * (steps * step_s + eval_batches * eval_batch_s), b_train_per_s=batch_size / step_s,
-               b_bound="compute" if step_s > T4_HOST_S_PER_STEP + TRAIN_MAC_FACTOR * layers * T4_HOST_S_PER_KERNEL
-               else "host", a_s=None, a_train_per_s=None)
+               b_bound="compute" if compute_step > host_step else "host", a_s=None, a_train_per_s=None)
     if speedup_over_t4:
         a_train, a_eval = train_per_s / speedup_over_t4, eval_per_s / speedup_over_t4
         out.update(a_s=num_epochs * (TRAIN_IMAGES_PER_EPOCH / a_train + EVAL_IMAGES_PER_EPOCH / a_eval),
                    a_train_per_s=a_train)
-    out["method"] = "a" if out["a_s"] is not None and out["a_s"] >= out["b_s"] else "b"
-    out["seconds"] = out[f"{out['method']}_s"]
+    out["method"] = "b"
+    out["seconds"] = out["b_s"]
     return out
 
 
@@ -410,15 +410,15 @@ def markdown(record: dict) -> str:
         "",
         "How the T4 time is predicted: chapter time = epochs × (55,000 / training images/s + 15,000 / evaluated "
         "images/s), the 15,000 being validation and test, pessimistically both every epoch. "
-        + (f"(a) this device's measured images/s divided by {speedup:.1f}, the ratio of its dense fp16 "
-           f"tensor-core peak to a T4's (65 TFLOP/s): pessimistic for a small network, which is bound by "
-           f"kernel launches rather than tensor cores and gains less than that from a bigger GPU. "
-           if speedup else "(a) not available: no known fp16 peak for this device. ")
-        + f"(b) per training step, the larger of {TRAIN_MAC_FACTOR} × the forward multiply-adds × batch size at "
-        f"{T4_MACS_PER_S / 1e12:.1f} T multiply-adds/s (15 TFLOP/s, a practical fp16 rate for a T4) and the host's "
-        f"time to launch the step ({T4_HOST_S_PER_STEP * 1e3:.0f} ms + {TRAIN_MAC_FACTOR} kernels per layer × "
-        f"{T4_HOST_S_PER_KERNEL * 1e6:.0f} µs on Colab's 2 vCPUs); evaluation alike, 1 × the multiply-adds. "
-        "The larger (more pessimistic) of (a) and (b) is the chapter's time.",
+        + f"(b), the prediction: per training step, the larger of {TRAIN_MAC_FACTOR} × the forward multiply-adds "
+        f"× batch size at {T4_MACS_PER_S / 1e12:.1f} T multiply-adds/s (15 TFLOP/s, a practical fp16 rate for a "
+        f"T4) and the step's time measured here × {HOST_FACTOR:g} (a T4 is no faster than this GPU where the "
+        "step is bound by kernel launches, and Colab's 2 vCPUs launch them about twice as slowly); evaluation "
+        "alike, 1 × the multiply-adds. "
+        + (f"(a), shown as a pessimistic bound only: this device's images/s divided by {speedup:.1f}, the ratio "
+           "of its dense fp16 tensor-core peak to a T4's (65 TFLOP/s), which would hold only for a network "
+           "bound by the tensor cores. " if speedup else "(a) not available: no known fp16 peak for this device. ")
+        + "Neither was checked on a real T4.",
         "",
         "Memory: CUDA's peak allocated during training at the profile's batch size (measured), or an estimate "
         "(weights, gradients, optimiser state, fp16 layer outputs × 2 for the backward pass); it fits when it "
