@@ -49,7 +49,7 @@ def test_dense_block_concatenates_its_input_and_every_layers_output(code):
 
 def test_transition_compresses_and_halves(code):
     with torch.no_grad():
-        assert code.transition(256, 128)(torch.zeros(1, 256, 56, 56)).shape == (1, 128, 28, 28)
+        assert code.transition_block(256, 128)(torch.zeros(1, 256, 56, 56)).shape == (1, 128, 28, 28)
     net = code.densenet(block_config=(2, 2), num_init_features=16, growth_rate=4, compression=0.5)
     assert net.transition1[2].out_channels == (16 + 2 * 4) // 2
 
@@ -73,7 +73,7 @@ def test_exercise_answers_match_the_chapters_modules(code):
     assert EXERCISES["densenet/dense-layer-params"].expected == count_params(densenet121.block1.layers[-1])
     assert EXERCISES["densenet/transition-params"].expected == count_params(densenet169.transition3)
     with torch.no_grad():
-        side = code.transition(4, 2)(torch.zeros(1, 4, 7, 7)).shape[-1]
+        side = code.transition_block(4, 2)(torch.zeros(1, 4, 7, 7)).shape[-1]
     assert EXERCISES["densenet/transition-pool-output"].expected == side
 
 
@@ -84,3 +84,35 @@ def test_exercise_checks_accept_the_right_answer_and_reject_a_wrong_one(name):
     assert check(name, expected)
     assert not check(name, expected + 1)
     assert not check(name, None)
+
+
+def test_why_exercises_accept_their_answer_and_explain_each_wrong_one():
+    for name in ("densenet/why-narrow", "densenet/why-transitions"):
+        exercise = EXERCISES[name]
+        assert check(name, exercise.answer)
+        for letter in exercise.options:
+            if letter != exercise.answer:
+                result = check(name, letter)
+                assert not result and exercise.wrong[letter][:20] in str(result)
+        assert not check(name, 3)
+
+
+def test_dense_layer_exercise_accepts_a_layer_and_rejects_one_that_forgets_its_input():
+    class DenseLayer(torch.nn.Module):
+        def __init__(self, in_channels, growth_rate, keep_input=True):
+            super().__init__()
+            self.keep_input = keep_input
+            self.f = torch.nn.Sequential(torch.nn.BatchNorm2d(in_channels), torch.nn.ReLU(),
+                                         torch.nn.Conv2d(in_channels, growth_rate, 3, padding=1))
+
+        def forward(self, X):
+            Y = self.f(X)
+            return torch.cat((X, Y), dim=1) if self.keep_input else Y
+
+    assert check("densenet/dense-layer", DenseLayer)
+    assert not check("densenet/dense-layer", lambda c, k: DenseLayer(c, k, keep_input=False))
+
+
+def test_names_follow_the_books_conventions(code):
+    assert not hasattr(code, "conv_block") and not hasattr(code, "transition")
+    assert len(code.bn_relu_conv(4, 8, 3)) == 3

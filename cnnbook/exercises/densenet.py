@@ -1,5 +1,5 @@
 """Chapter 10 (DenseNet): the checked exercises."""
-from .core import (Check, Code, Count, OutputSize, all_of, concatenates_its_input, conv_params,
+from .core import (Check, Choice, Code, Count, OutputSize, all_of, concatenates_its_input, conv_params,
                    depends_on_its_input, output_shape, right, runs, wrong)
 
 
@@ -60,6 +60,35 @@ EXERCISES = {
                   2 * 640 + conv_params(1280, 640, 1, bias=False):
                   "The BatchNorm comes before the convolution: it has the block's channels."}),
     "densenet/transition-pool-output": OutputSize(n=7, kernel_size=2, stride=2),
+    "densenet/why-narrow": Choice(
+        "Why can a DenseNet's layers be so narrow (k = 12 or 32 new maps, where a ResNet's "
+        "layers have 64 to 512)?",
+        {"a": "The 1 × 1 bottleneck removes the need for channels.",
+         "b": "Each layer reads the maps of every earlier layer of its block, so it only has to "
+              "add a few new ones to what is already there.",
+         "c": "Concatenation halves the side of the maps, so fewer channels are enough.",
+         "d": "The growth rate is small only to save memory; accuracy would rise with k = 512."},
+        answer="b",
+        explain="The block's earlier maps stay available to every later layer (the block's "
+                "'collective knowledge'), so each layer adds only what is new.",
+        wrong={"a": "The bottleneck reduces the input channels of the 3 × 3 convolution, not the "
+                    "number of new maps a layer adds.",
+               "c": "Concatenation keeps the side: maps can only be stacked if their sides match.",
+               "d": "The paper reached state-of-the-art accuracy with k = 12 to 48: small k is "
+                    "enough because of the reuse, not only cheaper."}),
+    "densenet/why-transitions": Choice(
+        "Why does a DenseNet need transition layers between its dense blocks?",
+        {"a": "To add the shortcut connections of ResNet.",
+         "b": "Concatenation needs maps of the same side, so no layer inside a block can shrink "
+              "them: the transitions between blocks halve the side (and compress the channels).",
+         "c": "To add nonlinearity, which dense layers lack.",
+         "d": "To reset the growth rate to zero."},
+        answer="b",
+        explain="Inside a block every map is concatenated with every later one, so all must keep "
+                "the side; downsampling happens only between blocks, in the transitions.",
+        wrong={"a": "DenseNet has no additive shortcuts: it concatenates.",
+               "c": "Every dense layer has its BN and ReLU before each convolution.",
+               "d": "The growth rate is the same in every layer of every block."}),
     "densenet/dense-layer": Code(
         "a dense layer DenseLayer(in_channels, growth_rate) whose output is its input followed by "
         "growth_rate new channels (BN, ReLU, 3 × 3 convolution)",
