@@ -50,7 +50,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 def lenet_1998():
     """d2l's LeNet: the book's chapter-3 LeNet with sigmoid and average pooling on 28x28 (padding 2)."""
     code = chapter_code(ROOT / "chapters" / "03_lenet.ipynb")
-    return code.lenet(1, 10, padding=2, activation=nn.Sigmoid, pool=nn.AvgPool2d)
+    return code.lenet(1, 10, padding=2)  # the paper's sigmoid and average pooling
 
 
 def resnet_cpu():

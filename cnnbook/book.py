@@ -205,7 +205,7 @@ def chapter_code(path: str | os.PathLike, tag: str = "model") -> SimpleNamespace
 # chapter_code; a test checks that each line builds the network of the chapter's results record.
 NETWORKS = {
     "training": ("02_training_a_cnn.ipynb", lambda code, S: code.tiny_cnn(S.model["width"])),
-    "lenet": ("03_lenet.ipynb", lambda code, S: code.lenet(1, 10, padding=2, **S.model)),
+    "lenet": ("03_lenet.ipynb", lambda code, S: code.lenet(1, 10, **S.model)),
     "alexnet": ("04_alexnet.ipynb", lambda code, S: code.alexnet(1, 10, image_size=S.resize or 28, **S.model)),
     "vgg": ("05_vgg.ipynb", lambda code, S: code.vgg(
         code.VGG_CONFIGS[S.model["config"]], in_channels=1, num_classes=10, image_size=S.resize or 28,

@@ -110,8 +110,12 @@ _CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # --- LeNet (chapter 3) ---
     "lenet": {
-        "cpu": dict(num_epochs=10, lr=0.1, batch_size=128, model=dict(width=1.0)),
-        "gpu": dict(num_epochs=20, lr=0.1, batch_size=128, augment=True, model=dict(width=2.0)),
+        "cpu": dict(num_epochs=10, lr=0.1, batch_size=128,
+                    model=dict(widths=(6, 16), fc_units=(120, 84), padding=2, activation="relu",
+                               pool="max")),
+        "gpu": dict(num_epochs=20, lr=0.1, batch_size=128, augment=True,
+                    model=dict(widths=(12, 32), fc_units=(240, 168), padding=2, activation="relu",
+                               pool="max")),
     },
     # --- AlexNet (chapter 4) ---
     "alexnet": {

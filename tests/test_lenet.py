@@ -26,13 +26,13 @@ def test_paper_configuration_parameter_count(code):
     out = (84 + 1) * 10  # 850
     expected = c1 + c3 + c5 + f6 + out
     assert expected == 61_706
-    net = code.lenet(1, 10, padding=0, activation=nn.Sigmoid, pool=nn.AvgPool2d)
+    net = code.lenet()  # the defaults are the paper's network
     assert sum(p.numel() for p in net.parameters()) == expected
     assert net(torch.zeros(2, 1, 32, 32)).shape == (2, 10)
 
 
 def test_padding_two_gives_the_paper_shapes_on_28x28(code):
-    paper, ours = code.lenet(padding=0), code.lenet(padding=2)
+    paper, ours = code.lenet(), code.lenet(padding=2)
     a = paper[:2](torch.zeros(1, 1, 32, 32))
     b = ours[:2](torch.zeros(1, 1, 28, 28))
     assert a.shape == b.shape == (1, 16, 5, 5)
@@ -41,7 +41,7 @@ def test_padding_two_gives_the_paper_shapes_on_28x28(code):
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu"])
 def test_fashion_mnist_configuration_forward_backward(code, profile):
     S = cnnbook.settings("lenet", profile)
-    net = code.lenet(1, 10, padding=2, **S.model)
+    net = code.lenet(1, 10, **S.model)
     X = torch.randn(4, 1, 28, 28)
     y_hat = net(X)
     assert y_hat.shape == (4, 10)
@@ -50,8 +50,23 @@ def test_fashion_mnist_configuration_forward_backward(code, profile):
 
 
 @pytest.mark.parametrize("name, right, wrong", [
-    ("lenet/c3-params", 2416, 2400), ("lenet/c1-output-unpadded", 24, 28), ("lenet/s4-side-unpadded", 4, 5)])
+    ("lenet/c3-params", 2416, 2400), ("lenet/c1-output-unpadded", 24, 28), ("lenet/s4-side-unpadded", 4, 5),
+    ("lenet/why-32", "a", "b"), ("lenet/why-c5-params-c1-macs", "a", "d")])
 def test_exercises_accept_right_and_reject_wrong(name, right, wrong):
     from cnnbook.exercises import check
 
     assert check(name, right) and not check(name, wrong)
+
+
+def test_paper_defaults_are_sigmoid_and_average_pooling(code):
+    net = code.lenet()
+    assert isinstance(net[0][1], nn.Sigmoid) and isinstance(net[0][2], nn.AvgPool2d)
+
+
+def test_block_exercise_accepts_the_chapter_block_and_rejects_wrong_ones(code):
+    from cnnbook.exercises import check
+
+    assert check("lenet/block", lambda i, o: code.lenet_block(i, o, activation="relu", pool="max"))
+    assert not check("lenet/block", lambda i, o: code.lenet_block(i, o))  # sigmoid, average
+    assert not check("lenet/block", lambda i, o: code.lenet_block(i, o, 2, "relu", "max"))  # padded
+    assert not check("lenet/block", None)
