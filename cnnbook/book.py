@@ -207,9 +207,7 @@ NETWORKS = {
     "training": ("02_training_a_cnn.ipynb", lambda code, S: code.tiny_cnn(S.model["width"])),
     "lenet": ("03_lenet.ipynb", lambda code, S: code.lenet(1, 10, **S.model)),
     "alexnet": ("04_alexnet.ipynb", lambda code, S: code.alexnet(1, 10, image_size=S.resize or 28, **S.model)),
-    "vgg": ("05_vgg.ipynb", lambda code, S: code.vgg(
-        code.VGG_CONFIGS[S.model["config"]], in_channels=1, num_classes=10, image_size=S.resize or 28,
-        num_stages=S.model["num_stages"], width_divisor=S.model["width_divisor"], fc_units=S.model["fc_units"])),
+    "vgg": ("05_vgg.ipynb", lambda code, S: code.vgg(1, 10, image_size=S.resize or 28, **S.model)),
     "nin": ("06_nin.ipynb", lambda code, S: code.nin(in_channels=1, num_classes=10, widths=S.model["widths"],
                                                      first_conv=S.model["first_conv"])),
     "googlenet": ("07_googlenet.ipynb", lambda code, S: code.googlenet(in_channels=1, num_classes=10, **S.model)),

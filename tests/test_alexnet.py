@@ -54,8 +54,25 @@ def test_fashion_mnist_configuration_forward_backward(code, profile):
 
 @pytest.mark.parametrize("name, right, wrong", [
     ("alexnet/conv1-output", 55, 54), ("alexnet/fc6-params", 37_752_832, 37_748_736),
-    ("alexnet/conv2-two-gpus", 307_456, 614_656)])
+    ("alexnet/conv2-two-gpus", 307_456, 614_656), ("alexnet/why-dropout-scales", "a", "b"),
+    ("alexnet/why-small-first-conv", "a", "d")])
 def test_exercises_accept_right_and_reject_wrong(name, right, wrong):
     from cnnbook.exercises import check
 
     assert check(name, right) and not check(name, wrong)
+
+
+def test_block_exercise_accepts_the_chapter_block_and_rejects_wrong_ones(code):
+    from cnnbook.exercises import check
+
+    assert check("alexnet/block", lambda i, o: code.alexnet_block(i, o, 3, padding=1, pool=True))
+    assert not check("alexnet/block", lambda i, o: code.alexnet_block(i, o, 3, padding=1))
+    assert not check("alexnet/block", lambda i, o: code.alexnet_block(i, o, 3, pool=True))
+    assert not check("alexnet/block", None)
+
+
+def test_gpu_profile_is_the_papers_network_but_for_the_classes(code):
+    S = cnnbook.settings("alexnet", "gpu")
+    paper = code.alexnet(1, 10)
+    ours = code.alexnet(1, 10, image_size=S.resize, **S.model)
+    assert cnnbook.count_params(ours) == cnnbook.count_params(paper)
