@@ -9,7 +9,7 @@ import torch
 
 from cnnbook import count_params, settings
 from cnnbook.book import chapter_code
-from cnnbook.exercises import check
+from cnnbook.exercises import EXERCISES, check
 from cnnbook.profiles import PROFILE_NAMES
 
 CHAPTER = Path(__file__).resolve().parents[1] / "chapters" / "07_googlenet.ipynb"
@@ -112,3 +112,20 @@ def test_fashion_mnist_form_of_each_profile_trains(code, profile):
 ])
 def test_exercise_checks(name, right, wrong):
     assert check(name, right) and not check(name, wrong)
+
+
+def test_why_exercises_accept_their_answer_and_explain_each_wrong_one():
+    for name in ("googlenet/why-same-side", "googlenet/why-reduction"):
+        exercise = EXERCISES[name]
+        assert check(name, exercise.answer)
+        for letter in exercise.options:
+            if letter != exercise.answer:
+                result = check(name, letter)
+                assert not result and exercise.wrong[letter][:20] in str(result)
+        assert not check(name, 3)
+
+
+def test_inception_block_exercise_accepts_the_chapters_block_and_rejects_one_without_reductions(code):
+    assert check("googlenet/inception-block", code.Inception)
+    assert not check("googlenet/inception-block",
+                     lambda c, widths: code.Inception(c, widths, reduce=False))

@@ -1,5 +1,5 @@
 """Chapter 7 (GoogLeNet): the checked exercises."""
-from .core import (Check, Code, ConvParams, Count, OutputSize, all_of, branch_channels, conv_params,
+from .core import (Check, Choice, Code, ConvParams, Count, OutputSize, all_of, branch_channels, conv_params,
                    output_shape, parameter_count, right, runs, wrong)
 
 # Block 3a: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), from the paper's table 1.
@@ -57,6 +57,34 @@ EXERCISES = {
                                            "them first with a 1 × 1 convolution."}),
     "googlenet/3a-5x5-no-reduction-params": ConvParams(
         "parameters of a 5 × 5 convolution from 192 to 32 channels", 192, 32, 5),
+    "googlenet/why-same-side": Choice(
+        "Why does every branch of an Inception block keep the side of its input (padding "
+        "(k − 1)/2, and stride 1 even for the max pooling)?",
+        {"a": "To save multiply-adds.",
+         "b": "The four outputs are concatenated along the channels, which needs maps of the "
+              "same height and width.",
+         "c": "Pooling with stride 2 would remove the need for the 1 × 1 projection.",
+         "d": "Padding makes the 5 × 5 convolution as cheap as the 3 × 3 one."},
+        answer="b",
+        explain="torch.cat along dim 1 stacks maps pixel by pixel: every branch must produce "
+                "the same side.",
+        wrong={"a": "Keeping the side costs multiply-adds (more output pixels); it does not save any.",
+               "c": "The projection keeps the pooling branch's channels few, whatever its stride.",
+               "d": "Padding does not change a convolution's cost per output pixel: a 5 × 5 "
+                    "kernel still costs 25 multiply-adds per input channel."}),
+    "googlenet/why-reduction": Choice(
+        "What does the 1 × 1 convolution in front of the 5 × 5 one change?",
+        {"a": "It enlarges the receptive field of the branch.",
+         "b": "The 5 × 5 convolution reads a few channels instead of all the block's input "
+              "channels, which cuts its multiply-adds and parameters by about that ratio.",
+         "c": "It replaces the ReLU.",
+         "d": "It halves the side of the maps."},
+        answer="b",
+        explain="Block 3a's 5 × 5 reads 16 channels instead of 192: about 12 times fewer "
+                "weights and multiply-adds for that convolution.",
+        wrong={"a": "A 1 × 1 convolution sees one pixel: the receptive field stays 5 × 5.",
+               "c": "The 1 × 1 convolution has its own ReLU; nothing is replaced.",
+               "d": "It has stride 1: the side stays."}),
     "googlenet/inception-block": Code(
         "an Inception block Inception(in_channels, widths), widths = (1x1, 3x3 reduce, 3x3, "
         "5x5 reduce, 5x5, pool proj), built here as block 3a",
