@@ -211,7 +211,8 @@ NETWORKS = {
     "nin": ("06_nin.ipynb", lambda code, S: code.nin(in_channels=1, num_classes=10, widths=S.model["widths"],
                                                      first_conv=S.model["first_conv"])),
     "googlenet": ("07_googlenet.ipynb", lambda code, S: code.googlenet(in_channels=1, num_classes=10, **S.model)),
-    "batchnorm": ("08_batch_norm.ipynb", lambda code, S: code.bn_lenet(1, 10, **S.model)),
+    "batchnorm": ("08_batch_norm.ipynb", lambda code, S: code.with_batch_norm(  # chapter 3's LeNet
+        chapter_code(chapters_dir() / "03_lenet.ipynb").lenet(1, 10, **S.model))),
     "resnet": ("09_resnet.ipynb", lambda code, S: code.resnet(in_channels=1, num_classes=10, **S.model)),
     "densenet": ("10_densenet.ipynb", lambda code, S: code.densenet(in_channels=1, num_classes=10, **S.model)),
 }

@@ -158,10 +158,12 @@ _CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
                     model=dict(width_divisor=1, first_conv=(7, 2, 3), batch_norm=True, dropout=0.4)),
     },
     # --- Batch normalization (chapter 8) ---
-    "batchnorm": {  # LeNet-5 (ReLU, max pooling) with batch norm; width multiplies every layer
-        "cpu": dict(num_epochs=8, lr=0.1, batch_size=128, model=dict(width=1.0, activation="relu", pool="max")),
+    "batchnorm": {  # chapter 3's LeNet-5 (ReLU, max pooling; its knobs) with batch norm added
+        "cpu": dict(num_epochs=8, lr=0.1, batch_size=128,
+                    model=dict(padding=2, activation="relu", pool="max")),
         "gpu": dict(num_epochs=20, lr=0.1, batch_size=128, augment=True,
-                    model=dict(width=2.0, activation="relu", pool="max")),
+                    model=dict(widths=(12, 32), fc_units=(240, 168), padding=2, activation="relu",
+                               pool="max")),
     },
     # --- ResNet (chapter 9) ---
     "resnet": {  # cpu: 3x3 stem + 2x2 max pooling, three stages of one basic block (ResNet-8, narrow)
