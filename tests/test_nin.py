@@ -45,9 +45,33 @@ def test_imagenet_configuration_shapes(code):
 def test_fashion_mnist_form_of_each_profile_trains(code, profile):
     S = settings("nin", profile)
     side = S.resize or 28
-    net = code.nin(in_channels=1, num_classes=10, widths=S.model["widths"], first_conv=S.model["first_conv"])
+    net = code.nin(in_channels=1, num_classes=10, **S.model)
     X = torch.randn(2, 1, side, side)
     out = net(X)
     assert out.shape == (2, 10)
     out.sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+@pytest.mark.parametrize("name, right, wrong", [
+    ("nin/block-params", 746_240, 614_656), ("nin/avgpool5-on-6", 25, 36),
+    ("nin/why-1x1", "b", "a"), ("nin/why-no-last-relu", "a", "b")])
+def test_exercises_accept_right_and_reject_wrong(name, right, wrong):
+    from cnnbook.exercises import check
+
+    assert check(name, right) and not check(name, wrong)
+
+
+def test_block_exercise_accepts_the_chapter_block_and_rejects_wrong_ones(code):
+    from cnnbook.exercises import check
+
+    assert check("nin/block", lambda i, o, k, p: code.nin_block(i, o, k, padding=p))
+    assert not check("nin/block", lambda i, o, k, p: code.nin_block(i, o, k, padding=p)[:-1])
+    assert not check("nin/block", None)
+
+
+def test_avgpool5_on_6x6_averages_only_the_top_left_window():
+    maps = torch.randn(1, 3, 6, 6)
+    out = torch.nn.AvgPool2d(5)(maps)
+    assert out.shape == (1, 3, 1, 1)
+    assert torch.allclose(out, maps[..., :5, :5].mean(dim=(-2, -1), keepdim=True))
