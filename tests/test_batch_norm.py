@@ -11,10 +11,21 @@ from torch import nn
 from cnnbook import count_params, settings
 from cnnbook.book import chapter_code
 from conftest import assert_trains
-from cnnbook.exercises import check
+from cnnbook.exercises import EXERCISES, check
 from cnnbook.profiles import PROFILE_NAMES
 
-CHAPTER = Path(__file__).resolve().parents[1] / "chapters" / "08_batch_norm.ipynb"
+CHAPTERS = Path(__file__).resolve().parents[1] / "chapters"
+CHAPTER = CHAPTERS / "08_batch_norm.ipynb"
+
+
+@pytest.fixture(scope="module")
+def lenet():
+    return chapter_code(CHAPTERS / "03_lenet.ipynb").lenet
+
+
+@pytest.fixture(scope="module")
+def chapter5():
+    return chapter_code(CHAPTERS / "05_vgg.ipynb")
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +80,10 @@ def test_from_scratch_batch_norm_state_and_channels_last(code):
     torch.testing.assert_close(bn(X), nn.BatchNorm2d(4)(X))
 
 
-def test_scratch_and_nn_networks_agree(code):
+def test_scratch_and_nn_networks_agree(code, lenet):
     torch.manual_seed(1)
-    ours, theirs = code.bn_lenet(norm="scratch"), code.bn_lenet(norm="nn")
+    plain = lenet(1, 10, padding=2, activation="relu", pool="max")
+    ours, theirs = code.with_batch_norm(plain, "scratch"), code.with_batch_norm(plain, "nn")
     theirs.load_state_dict(ours.state_dict(), strict=False)  # nn's num_batches_tracked is extra
     X = torch.randn(16, 1, 28, 28)
     torch.testing.assert_close(ours(X), theirs(X))
@@ -79,28 +91,54 @@ def test_scratch_and_nn_networks_agree(code):
     torch.testing.assert_close(ours(X), theirs(X))
 
 
-def test_vgg11_bn_matches_torchvision(code):
+def test_with_batch_norm_adds_a_norm_after_each_layer_but_the_output_and_copies(code, lenet):
+    plain = lenet(1, 10, padding=2)
+    net = code.with_batch_norm(plain)
+    norms = [m for m in net.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    assert [m.num_features for m in norms] == [6, 16, 120, 84]
+    assert count_params(net) == count_params(plain) + 2 * (6 + 16 + 120 + 84)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())  # the original is untouched
+    assert count_params(code.with_batch_norm(plain, None)) == count_params(plain)
+
+
+def test_vgg11_with_batch_norm_matches_torchvision(code, chapter5):
     torchvision = pytest.importorskip("torchvision")
-    net, reference = code.vgg11_bn(), torchvision.models.vgg11_bn(weights=None)
+    net = code.with_batch_norm(chapter5.vgg(), linear=False)
+    reference = torchvision.models.vgg11_bn(weights=None)
     assert count_params(net) == count_params(reference) == 132_868_840
     assert [p.shape for p in net.parameters()] == [p.shape for p in reference.parameters()]
-    assert count_params(code.vgg11_bn(norm=None)) == count_params(torchvision.models.vgg11(weights=None))
     with torch.no_grad():
         assert net.eval()(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)
 
 
 @pytest.mark.parametrize("profile", PROFILE_NAMES)
-def test_fashion_mnist_form_of_each_profile_trains(code, profile):
+def test_fashion_mnist_form_of_each_profile_trains(code, lenet, profile):
     S = settings("batchnorm", profile)
     side = S.resize or 28
-    variants = [{}, {"norm": None}, {"norm": "scratch"}, {"activation": "sigmoid", "pool": "avg"}]
-    for variant in variants:  # the trained form and those of the chapter's experiments
-        assert_trains(code.bn_lenet(1, 10, **{**S.model, **variant}), side, batch=4)
+    variants = [({}, "nn"), ({}, None), ({}, "scratch"), ({"activation": "sigmoid", "pool": "avg"}, "nn")]
+    for knobs, norm in variants:  # the trained form and those of the chapter's experiments
+        net = code.with_batch_norm(lenet(1, 10, **{**S.model, **knobs}), norm)
+        assert_trains(net, side, batch=4)
 
 
-def test_unknown_norm_is_explained(code):
+def test_unknown_norm_is_explained(code, lenet):
     with pytest.raises(ValueError, match="norm must be"):
-        code.bn_lenet(norm="layer")
+        code.with_batch_norm(lenet(), "layer")
+
+
+def test_why_exercises_accept_their_answer_and_explain_each_wrong_one():
+    for name in ("batchnorm/why-eval-mode", "batchnorm/why-noise-regularises"):
+        exercise = EXERCISES[name]
+        assert check(name, exercise.answer)
+        for letter in exercise.options:
+            if letter != exercise.answer:
+                result = check(name, letter)
+                assert not result and exercise.wrong[letter][:20] in str(result)
+
+
+def test_batch_norm_coding_exercise_accepts_the_chapters_layer_and_rejects_a_wrong_one(code):
+    assert check("batchnorm/batch-norm-layer", code.BatchNorm)
+    assert not check("batchnorm/batch-norm-layer", lambda c: nn.Identity())
 
 
 @pytest.mark.parametrize("name, right, wrong", [

@@ -1,7 +1,41 @@
 """Chapter 8 (batch normalisation): the checked exercises."""
-from .core import Count
+import torch
+from torch import nn
+
+from .core import Check, Choice, Code, Count, right, wrong
 
 _VGG11_CHANNELS = (64, 128, 256, 256, 512, 512, 512, 512)
+
+def _test_batch_norm(build) -> Check:
+    """Training mode: the batch's statistics; evaluation mode: the running estimates."""
+    torch.manual_seed(0)
+    X = torch.randn(8, 4, 5, 5) * 3 + 2
+    try:
+        mine, ref = build(), nn.BatchNorm2d(4)
+        mine.train()
+        out = mine(X)
+    except Exception as err:  # noqa: BLE001 - the reader's mistake, shown in one line
+        return wrong(f"Your layer fails on a batch of shape (8, 4, 5, 5): {type(err).__name__}: {err}")
+    if not isinstance(out, torch.Tensor) or out.shape != X.shape:
+        return wrong("Your layer should return a tensor of its input's shape.")
+    n = sum(p.numel() for p in mine.parameters() if p.requires_grad)
+    if n != 8:
+        return wrong(f"Your layer has {n} learnable parameters; it needs a scale γ and a shift β "
+                     "per channel (nn.Parameter), 2 · 4 = 8 here.")
+    expected = ref.train()(X)
+    if not torch.allclose(out, expected, atol=1e-4):
+        return wrong("In training mode your output differs from nn.BatchNorm2d's: normalise each "
+                     "channel with the mean and the biased variance over the batch and the pixels "
+                     "(dimensions 0, 2 and 3), then scale by γ and shift by β.")
+    mine.eval(), ref.eval()
+    Y = torch.randn(2, 4, 5, 5)
+    if not torch.allclose(mine(Y), ref(Y), atol=1e-4):
+        return wrong("In evaluation mode your output differs from nn.BatchNorm2d's: normalise with "
+                     "the running estimates, updated in training with momentum 0.1 (the running "
+                     "variance from the unbiased batch variance).")
+    return right("Your layer normalises with the batch's statistics in training and with its "
+                 "running estimates in evaluation, as nn.BatchNorm2d does.")
+
 
 EXERCISES = {
     "batchnorm/bn64-params": Count(
@@ -33,4 +67,35 @@ EXERCISES = {
         "2 · (64 + 128 + 256 + 256 + 512 + 512 + 512 + 512)",
         mistakes={sum(_VGG11_CHANNELS): "Each channel gets two learnable numbers, γ and β.",
                   4 * sum(_VGG11_CHANNELS): "The running mean and variance are buffers, not parameters."}),
+    "batchnorm/why-eval-mode": Choice(
+        "Why must a network with batch normalisation be switched to net.eval() before testing?",
+        {"a": "To switch off the gradient computation.",
+         "b": "In training mode each image is normalised with its batch's statistics, so its "
+              "prediction depends on the other images of the batch (and a batch of one fails in "
+              "BatchNorm1d); evaluation mode uses the fixed running estimates instead.",
+         "c": "Because γ and β are only learned in evaluation mode.",
+         "d": "To make the network run faster on the GPU."},
+        answer="b",
+        explain="The running estimates make the layer a fixed affine map: every image gets the same "
+                "answer whatever its companions (the chapter's demo shows both modes).",
+        wrong={"a": "That is torch.no_grad(); eval() changes what BN and dropout compute.",
+               "c": "γ and β are learned in training, like every other parameter.",
+               "d": "Speed is not the reason: the outputs themselves differ between the modes."}),
+    "batchnorm/why-noise-regularises": Choice(
+        "Why does batch normalisation act as a regulariser?",
+        {"a": "It adds parameters, which always reduces overfitting.",
+         "b": "In training, an example is normalised with statistics of a randomly drawn "
+              "mini-batch, so its activations carry noise that changes from epoch to epoch.",
+         "c": "It keeps the weights small, like weight decay.",
+         "d": "It removes the need for a validation split."},
+        answer="b",
+        explain="The batch's mean and variance depend on the other examples drawn with it: a "
+                "noise, as with dropout, and the paper found dropout could be reduced or removed.",
+        wrong={"a": "BN adds very few parameters, and more parameters do not regularise.",
+               "c": "The normalisation divides the scale of the weights away; it does not shrink them.",
+               "d": "Settings must still be chosen on data the network did not train on."}),
+    "batchnorm/batch-norm-layer": Code(
+        "a batch normalisation layer BatchNorm(num_features) for convolution outputs, with the "
+        "same results as nn.BatchNorm2d in training and in evaluation mode",
+        _test_batch_norm, build_args=(4,)),
 }
