@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
-# Execute chapters in the gpu profile on a CUDA machine, writing the executed notebooks and the records
-# apart from the book's cpu ones:  bash scripts/run-gpu-profile.sh OUT_DIR [chapters/NN_*.ipynb ...]
-# OUT_DIR/notebooks/<chapter>.ipynb, OUT_DIR/results/gpu/<chapter>.json, OUT_DIR/log.txt.
-# Python packages from ./.whl and the data from ./.devdata are used when present (an offline GPU box).
+# Execute chapters in the gpu profile on a CUDA machine, apart from the book's cpu outputs and records:
+#   bash scripts/run-gpu-profile.sh WORK_DIR [chapters/NN_*.ipynb ...]
+# writes WORK_DIR/notebooks/<chapter>.ipynb, WORK_DIR/results/gpu/<chapter>.json and WORK_DIR/log.txt.
+# TARBALL=path: after every chapter, pack WORK_DIR into that .tgz (for a machine whose files come back
+# only as a few files). DEADLINE_S=n: start no chapter after n seconds. Python packages from ./.whl and
+# Fashion-MNIST from ./.devdata are used when present (an offline GPU machine).
 set -uo pipefail
-out=${1:?usage: run-gpu-profile.sh OUT_DIR [notebooks...]}; shift
+work=${1:?usage: run-gpu-profile.sh WORK_DIR [notebooks...]}; shift
 chapters=("$@"); [ ${#chapters[@]} -gt 0 ] || chapters=(chapters/*.ipynb)
+start=$SECONDS
 if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
-  python3 -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    .whl/*.whl >/dev/null 2>&1
+  export PYTHONPATH=/tmp/site
 fi
 [ -d .devdata ] && export CNNBOOK_DATA=$PWD/.devdata
-export CNNBOOK_RESULTS=$out/results PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-mkdir -p "$out/notebooks" "$out/results"
-python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))" | tee -a "$out/log.txt"
-python3 -m cnnbook.book execute --profile gpu --output-dir "$out/notebooks" "${chapters[@]}" 2>&1 | tee -a "$out/log.txt"
+export CNNBOOK_RESULTS=$work/results PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+mkdir -p "$work/notebooks" "$work/results"
+python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))" 2>&1 | tee -a "$work/log.txt"
+for nb in "${chapters[@]}"; do
+  if [ -n "${DEADLINE_S:-}" ] && [ $((SECONDS - start)) -ge "$DEADLINE_S" ]; then
+    echo "skipped $nb (deadline)" | tee -a "$work/log.txt"; continue
+  fi
+  python3 -m cnnbook.book execute --profile gpu --output-dir "$work/notebooks" "$nb" 2>&1 \
+    | grep -v "Kernel is running over TCP" | tee -a "$work/log.txt"
+  [ -n "${TARBALL:-}" ] && tar czf "$TARBALL" -C "$work" .
+done
+true
