@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from cnnbook import book
-from cnnbook.results import Result, load_results, markdown_table, table_rows
+from cnnbook.results import TABLE_COLUMNS, Result, load_results, markdown_table, table_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = ROOT / "chapters" / "11_comparison.ipynb"
@@ -27,7 +27,8 @@ def test_rows_follow_the_book_and_mark_another_profile():
     records = [record("vgg"), record("lenet"), record("nin", profile="smoke"), record("alexnet")]
     rows = table_rows(records)
     assert [r[0] for r in rows] == ["Lenet", "Alexnet", "Vgg", "Nin"]
-    assert [r[7] for r in rows] == ["cpu", "cpu", "cpu", "smoke †"]
+    profile = TABLE_COLUMNS.index("profile")
+    assert [r[profile] for r in rows] == ["cpu", "cpu", "cpu", "smoke †"]
     table = markdown_table(records)
     assert "† from the smoke profile" in table and table.count("\n|") == 5
 
