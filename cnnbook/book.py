@@ -15,6 +15,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -121,6 +122,9 @@ def execute(path: str | os.PathLike, profile: str, output: str | os.PathLike | N
     # The kernel inherits the environment: the profile, and no progress bars in saved outputs.
     kernel_env = {"CNNBOOK_PROFILE": profile, "CNNBOOK_PROGRESS": "0", "CNNBOOK_TRAINED": "0",
                   "CNNBOOK_SAVE_WEIGHTS": "1" if profile == "cpu" and output is None else "0"}
+    if output is not None and not os.environ.get("CNNBOOK_RESULTS"):
+        # a copy executed elsewhere (a smoke check, another profile) never writes the book's records
+        kernel_env["CNNBOOK_RESULTS"] = tempfile.mkdtemp(prefix="cnnbook-results-")
     saved = {name: os.environ.get(name) for name in kernel_env}
     os.environ.update(kernel_env)
     client = NotebookClient(nb, timeout=TIMEOUT_PER_CELL, kernel_name="python3", record_timing=False,
@@ -184,13 +188,46 @@ def older_package(path: str | os.PathLike) -> bool:
     return record.get("cnnbook_sha256") != package_hash()
 
 
+RAW_CHAPTERS = "https://raw.githubusercontent.com/cnnbook/cnnbook/main/chapters/"
+
+
+def find_chapter(path: str | os.PathLike) -> Path:
+    """A chapter's notebook: ``path`` as given, else by its name in the book's ``chapters/`` folder, else
+    (a notebook opened alone, as in Colab) downloaded from the book's repository into the user's cache."""
+    from .data import cache_dir
+
+    path = Path(path)
+    for candidate in (path, chapters_dir() / path.name, cache_dir().parent / "chapters" / path.name):
+        if candidate.is_file():
+            return candidate
+    target = cache_dir().parent / "chapters" / path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import urllib.request
+
+        with urllib.request.urlopen(RAW_CHAPTERS + path.name, timeout=30) as response:
+            text = response.read()
+        nbformat.reads(text.decode(), as_version=4)  # a notebook, not an error page
+    except Exception as err:  # noqa: BLE001 - any failure gets the same advice
+        from .errors import CnnbookError
+
+        raise CnnbookError(f"Chapter {path.name} was not found here and could not be downloaded ({err}). "
+                           "Put the book's chapters/ folder next to this notebook.") from None
+    tmp = target.with_suffix(".part")
+    tmp.write_bytes(text)
+    tmp.replace(target)
+    return target
+
+
 def chapter_code(path: str | os.PathLike, tag: str = "model") -> SimpleNamespace:
     """Run a chapter's code cells tagged ``tag`` and return the names they define.
 
     This is how tests, benchmarks and the comparison reuse a chapter's model without a copy:
-    the model is written once, in the chapter, in cells tagged ``model``.
+    the model is written once, in the chapter, in cells tagged ``model``. ``path`` may be a bare
+    notebook name ("09_resnet.ipynb"): see :func:`find_chapter`.
     """
-    nb = nbformat.read(Path(path), as_version=4)
+    path = find_chapter(path)
+    nb = nbformat.read(path, as_version=4)
     namespace: dict = {"__name__": f"chapter_{Path(path).stem}"}
     cells = [c for c in nb.cells if c.cell_type == "code" and tag in c.get("metadata", {}).get("tags", [])]
     if not cells:

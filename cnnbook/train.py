@@ -395,7 +395,8 @@ class TrainingReport:
             self.log_handle.update(_Text("\n".join(self.lines)))
 
     def progress(self, batches: Iterable, total: int, epoch: int) -> Iterable:
-        hidden = os.environ.get("CNNBOOK_PROGRESS") == "0"  # set when chapters are executed for the book
+        # hidden when chapters are executed for the book, and for quiet runs outside a notebook
+        hidden = os.environ.get("CNNBOOK_PROGRESS") == "0" or not (self.verbose or in_notebook())
         return _tqdm()(batches, total=total, desc=f"epoch {epoch}/{self.num_epochs}", leave=False,
                        disable=hidden)
 

@@ -44,7 +44,8 @@ def test_colab_link_and_setup_cell_point_at_the_repository(path):
     colab = f"https://colab.research.google.com/github/{github_path}/blob/{branch}/chapters/{path.name}"
     assert colab in title, f"{path.name}: the first cell should link to {colab}"
     first = next(c for c in nb.cells if c.cell_type == "code").source
-    assert '"google.colab" in sys.modules' in first and "cnnbook.setup()" in first
+    assert '"google.colab"' in first and "sys.modules" in first and "cnnbook.setup()" in first
+    assert "pip.returncode" in first and "SystemExit" in first  # a failed install says so in one line
     assert f"git+{url}" in first, f"{path.name}: the setup cell should install cnnbook from {url}"
 
 
@@ -151,3 +152,30 @@ def test_printed_lines_become_one_output_without_colour_codes():
                            for i in range(3)]
     book.coalesce_streams(nb)
     assert [o["text"] for o in nb.cells[0].outputs] == ["epoch 0\nepoch 1\nepoch 2\n"]
+
+
+def test_a_chapter_opened_alone_fetches_the_chapter_it_builds_on(tmp_path, monkeypatch):
+    """In Colab a notebook sits alone: chapter_code("09_resnet.ipynb") downloads that chapter (here from a
+    local server standing in for the repository), once, into the user's cache."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(ROOT / "chapters"))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(book, "RAW_CHAPTERS", f"http://127.0.0.1:{server.server_address[1]}/")
+        monkeypatch.setattr(book, "chapters_dir", lambda: tmp_path / "no-chapters")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        monkeypatch.chdir(tmp_path)
+        code = book.chapter_code("09_resnet.ipynb")
+        assert callable(code.resnet)
+        assert (tmp_path / "cache" / "cnnbook" / "chapters" / "09_resnet.ipynb").is_file()
+        monkeypatch.setattr(book, "RAW_CHAPTERS", "http://127.0.0.1:9/")  # now offline: the cache serves
+        assert callable(book.chapter_code("09_resnet.ipynb").resnet)
+        with pytest.raises(Exception, match="could not be downloaded"):
+            book.chapter_code("99_missing.ipynb")
+    finally:
+        server.shutdown()
