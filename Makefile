@@ -43,7 +43,8 @@ check: setup
 	$(PY) -m cnnbook.book check --profile cpu $(CHAPTERS)
 
 # The speed benchmark against d2l (installed here only, never for the book): prints the table and
-# writes benchmarks/results/<device>.json and .md. make bench BENCH_ARGS=--quick checks that it runs.
+# writes benchmarks/results/<device>.json and .md; then float32 vs bfloat16 for every chapter's cpu form
+# (benchmarks/results/precision-cpu.json and .md). make bench BENCH_ARGS=--quick checks that both run.
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): benchmarks/requirements.txt $(STAMP)
 	$(PY) -m pip install -q -r benchmarks/requirements.txt
@@ -52,6 +53,7 @@ $(BENCH_STAMP): benchmarks/requirements.txt $(STAMP)
 
 bench: setup $(BENCH_STAMP)
 	$(PY) benchmarks/speed.py $(BENCH_ARGS)
+	$(PY) benchmarks/precision.py $(BENCH_ARGS)
 
 clean:
 	rm -rf _build

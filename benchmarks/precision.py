@@ -2,6 +2,7 @@
 
     make bench                          # runs this after speed.py
     python benchmarks/precision.py [--chapters lenet nin] [--seconds 3] [--images 11000]
+    python benchmarks/precision.py --accuracy training lenet    # whole runs in both precisions
 
 For each chapter's ``cpu`` form (built by the chapter's own code) and each precision, two figures:
 
@@ -103,13 +104,45 @@ def whole_loop(chapter: str, precision: str, data) -> float:
     return r.examples_per_s
 
 
+def accuracy(chapters: list[str]) -> int:
+    """Train each chapter's cpu form as its chapter does (same seed, data, settings) in fp32 and in bf16,
+    and compare the test accuracies with their standard errors: bf16 must stay within the noise."""
+    data = cnnbook.load_fashion_mnist(device="cpu")
+    rows = []
+    for chapter in chapters:
+        row = dict(chapter=chapter)
+        for precision in ("fp32", "bf16"):
+            cnnbook.profiles.seed_everything(0)
+            r = cnnbook.train(build_network(chapter, "cpu"), data, cnnbook.settings(chapter, "cpu"),
+                              verbose=False, test=True, precision=precision)
+            row[precision] = dict(test_acc=r.test_acc, se=r.test_acc_se, val_acc=r.val_acc,
+                                  examples_per_s=r.examples_per_s, wall_time_s=r.wall_time_s)
+        diff = row["bf16"]["test_acc"] - row["fp32"]["test_acc"]
+        noise = (row["bf16"]["se"] ** 2 + row["fp32"]["se"] ** 2) ** 0.5
+        row.update(difference=diff, combined_se=noise, within_noise=abs(diff) <= 2 * noise)
+        rows.append(row)
+        print(f"{chapter}: fp32 {row['fp32']['test_acc']:.4f} ({row['fp32']['wall_time_s']:.0f} s), bf16 "
+              f"{row['bf16']['test_acc']:.4f} ({row['bf16']['wall_time_s']:.0f} s): difference {100 * diff:+.2f} "
+              f"points, combined standard error {100 * noise:.2f} -> "
+              f"{'within' if row['within_noise'] else 'OUTSIDE'} the noise (2 SE)", flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "precision-accuracy-cpu.json").write_text(json.dumps(dict(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), cpu=cpu_model(), rows=rows),
+        indent=1) + "\n")
+    return 0 if all(r["within_noise"] for r in rows) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chapters", nargs="*", default=list(NETWORKS))
     parser.add_argument("--seconds", type=float, default=3.0, help="per model-only timing")
     parser.add_argument("--images", type=int, default=11_000, help="training images for the whole loop")
     parser.add_argument("--quick", action="store_true", help="tiny timings: checks that it runs")
+    parser.add_argument("--accuracy", nargs="+", metavar="CHAPTER",
+                        help="instead: train these chapters fully in fp32 and bf16 and compare test accuracy")
     args = parser.parse_args(argv)
+    if args.accuracy:
+        return accuracy(args.accuracy)
     if args.quick:
         args.seconds, args.images = 0.3, 512
     data = cnnbook.load_fashion_mnist(device="cpu", train_subset=args.images, val_subset=500)
