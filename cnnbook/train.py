@@ -299,11 +299,12 @@ def choose_precision(net: nn.Module, S: Settings, data: FashionMNIST, device: to
 
 
 def _probe(net: nn.Module, S: Settings, data: FashionMNIST, device: torch.device, steps: int = 3,
-           warmup: int = 2, rounds: int = 3) -> dict[str, float]:
+           warmup: int = 2, rounds: int = 3, min_seconds: float = 0.15) -> dict[str, float]:
     """Seconds per training step of a copy of ``net`` in each precision (the network and RNGs untouched).
 
     The precisions alternate for a few rounds and each keeps its fastest round: a busy machine slows some
-    rounds down, never speeds one up.
+    rounds down, never speeds one up. A round lasts at least ``steps`` steps and ``min_seconds`` (a
+    small network's step takes milliseconds: a few of them are too short to time).
     """
     rng = torch.get_rng_state()
     trial = copy.deepcopy(net)
@@ -317,15 +318,20 @@ def _probe(net: nn.Module, S: Settings, data: FashionMNIST, device: torch.device
             for precision in ("fp32", "bf16"):
                 autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16"
                             else contextlib.nullcontext())
-                for i in range((warmup if round_ == 0 else 0) + steps):
-                    if i == (warmup if round_ == 0 else 0):
+                skip, done = (warmup if round_ == 0 else 0), 0
+                while True:
+                    if done == skip:
                         t0 = time.perf_counter()
                     with autocast:
                         loss = loss_fn(trial(X), y)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
-                times[precision] = min(times[precision], (time.perf_counter() - t0) / steps)
+                    done += 1
+                    timed = done - skip
+                    if timed >= steps and time.perf_counter() - t0 >= min_seconds:
+                        break
+                times[precision] = min(times[precision], (time.perf_counter() - t0) / timed)
     finally:
         torch.set_rng_state(rng)
     return times
