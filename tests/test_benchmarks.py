@@ -32,8 +32,8 @@ def test_table_ratios(speed):
                   benchmarks=[dict(name="Net", recipe=dict(num_epochs=10), ceiling=dict(examples_per_s=4000.0),
                                    d2l=run(1000.0), cnnbook=run(3600.0))])
     table = speed.markdown(record)
-    assert re.search(r"\| Net \| 10 \| cnnbook \| 3,600 \| .* \| 3\.60× \| 0\.90× \|", table)
-    assert re.search(r"\| Net \| 10 \| d2l \| 1,000 \| .* \| 1\.00× \| 0\.25× \|", table)
+    assert re.search(r"\| Net \| 10 \| cnnbook \| fp32 \| 3,600 \| .* \| 3\.60× \| 0\.90× \|", table)
+    assert re.search(r"\| Net \| 10 \| d2l \| fp32 \| 1,000 \| .* \| 1\.00× \| 0\.25× \|", table)
 
 
 def test_d2l_finds_the_local_files_uncompressed(speed, tmp_path, monkeypatch):

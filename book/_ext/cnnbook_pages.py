@@ -32,6 +32,7 @@ from sphinx.util.docutils import SphinxDirective
 THUMB_SIZE = (720, 280)  # pixels: twice a card's picture (about 360 x 140 CSS pixels)
 MATHJAX = ("tex-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions")  # what the site serves
 LANDING_COLUMNS = ("network", "test accuracy", "training time", "parameters", "MACs / image", "epochs")
+LANDING_LEFT_OUT = ("precision",)  # shown per row in the comparison chapter; the landing table stays narrow
 
 
 def _chapters(srcdir: Path) -> list[Path]:
@@ -152,8 +153,8 @@ class ResultsTable(SphinxDirective):
         columns = list(TABLE_COLUMNS)
         # the columns a reader wants first; a column with one value in every row is said once, below
         same = [c for i, c in enumerate(columns) if c not in LANDING_COLUMNS and len({r[i] for r in rows}) == 1]
-        shown = [c for c in LANDING_COLUMNS if c in columns] + [c for c in columns
-                                                               if c not in LANDING_COLUMNS and c not in same]
+        shown = [c for c in LANDING_COLUMNS if c in columns] + [
+            c for c in columns if c not in LANDING_COLUMNS and c not in same and c not in LANDING_LEFT_OUT]
         index = [columns.index(c) for c in shown]
         body = "".join("<tr>" + "".join(f"<td>{html.escape(row[i])}</td>" for i in index) + "</tr>" for row in rows)
         table = (f'<table class="table cnnbook-results"><thead><tr>'
