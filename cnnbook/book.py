@@ -155,7 +155,21 @@ def execute(path: str | os.PathLike, profile: str, output: str | os.PathLike | N
         nbformat.write(nb, target)
         raise failed
     nbformat.write(nb, Path(output) if output else path)
+    if profile == "cpu" and output is None and path.resolve().parent == chapters_dir().resolve():
+        # the book's own run of a chapter: the time Colab's CPU warning quotes
+        record_chapter_time(path, duration, device_name(device))
     return duration
+
+
+def record_chapter_time(path: Path, duration: float, device: str) -> None:
+    """Write the chapter's whole-notebook time into ``cnnbook/chapter_times.json``."""
+    from .profiles import CHAPTER_TIMES, chapter_times
+    from .results import write_json_atomically
+
+    times = chapter_times()
+    chapter = next((key for key, (notebook, _) in NETWORKS.items() if notebook == path.name), None)
+    times[path.name] = dict(chapter=chapter, cpu_s=round(duration, 1), device=device)
+    write_json_atomically(Path(CHAPTER_TIMES), dict(sorted(times.items())))
 
 
 def stale_reasons(path: str | os.PathLike, profile: str = "cpu") -> list[str]:

@@ -237,7 +237,50 @@ def settings(chapter: str, profile: str | None = None) -> Settings:
     values: dict[str, Any] = {**_DEFAULTS[base], **_CHAPTERS[chapter][base]}
     if profile == "smoke":
         values.update(_SMOKE)
+    if profile == "cpu" and _on_colab_cpu() and chapter not in _TIME_WARNED:
+        _TIME_WARNED.add(chapter)
+        note = chapter_time_note(chapter)
+        if note:
+            print(note)
     return Settings(chapter=chapter, profile=profile, **values)
+
+
+CHAPTER_TIMES = os.path.join(os.path.dirname(__file__), "chapter_times.json")
+_TIME_WARNED: set[str] = set()
+
+
+def _on_colab_cpu() -> bool:
+    return "google.colab" in sys.modules and not torch.cuda.is_available()
+
+
+def chapter_times() -> dict[str, dict[str, Any]]:
+    """How long each chapter took in the ``cpu`` profile when the book last executed it, by notebook:
+    ``{"05_vgg.ipynb": {"chapter": "vgg", "cpu_s": 186.0, "device": "CPU (2 threads)", ...}}``.
+    ``python -m cnnbook.book execute`` writes it (``cnnbook/chapter_times.json``); empty if missing."""
+    import json
+
+    try:
+        with open(CHAPTER_TIMES, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def chapter_time_note(chapter: str) -> str:
+    """One line: how long ``chapter``'s notebook took, whole, in the ``cpu`` profile on the book's machine;
+    empty when unknown."""
+    times = chapter_times()
+    entry = next((t for t in times.values() if t.get("chapter") == chapter), None)
+    if not entry:
+        return ""
+    return (f"On a CPU this chapter takes about {_minutes(entry['cpu_s'])} in all: that is what it took "
+            f"on the book's machine, {entry['device']}; a slower processor takes longer.")
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds / 10) * 10):.0f} seconds"
+    return f"{seconds / 60:.0f} minutes"
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -267,8 +310,11 @@ def setup(seed: int = 0) -> torch.device:
         where = f"{device.type} ({torch.get_num_threads()} threads)"
     print(f"cnnbook: device {where} · profile {profile!r} · torch {torch.__version__}")
     if "google.colab" in sys.modules and device.type != "cuda":
+        total = sum(t["cpu_s"] for t in chapter_times().values())
+        book = f" (the whole book: about {_minutes(total)} on a 2-core CPU)" if total else ""
         print(
-            "WARNING: this Colab runtime has no GPU, so the chapter runs in the slower 'cpu' profile.\n"
+            "WARNING: this Colab runtime has no GPU, so the chapter runs in the slower 'cpu' profile"
+            f"{book}.\n"
             "To use a GPU: Runtime > Change runtime type > T4 GPU (or any GPU), then Runtime > Run all."
         )
     return device

@@ -37,3 +37,41 @@ def test_replace_keeps_the_rest():
     S = cnnbook.settings("training", "cpu")
     T = S.replace(lr=0.01)
     assert T.lr == 0.01 and T.num_epochs == S.num_epochs and S.lr != 0.01
+
+
+def test_chapter_times_are_the_committed_runs():
+    """The times Colab's CPU warning quotes are the durations recorded in the executed notebooks."""
+    import json
+    from pathlib import Path
+
+    times = profiles.chapter_times()
+    notebooks = sorted(Path(__file__).parents[1].glob("chapters/[0-9]*.ipynb"))
+    assert sorted(times) == [nb.name for nb in notebooks]
+    for nb in notebooks:
+        record = json.loads(nb.read_text())["metadata"]["cnnbook"]
+        assert record["profile"] == "cpu"
+        assert times[nb.name]["cpu_s"] == record["duration_s"], nb.name
+        assert times[nb.name]["device"] == record["device_name"], nb.name
+
+
+def test_colab_without_a_gpu_says_how_long_the_chapter_takes(monkeypatch, capsys):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(profiles, "_TIME_WARNED", set())
+    monkeypatch.setattr(profiles.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(profiles, "default_device", lambda: profiles.torch.device("cpu"))
+    monkeypatch.setenv("CNNBOOK_PROFILE", "cpu")
+    profiles.setup()
+    total = sum(t["cpu_s"] for t in profiles.chapter_times().values())
+    out = capsys.readouterr().out
+    assert "no GPU" in out and f"about {total / 60:.0f} minutes" in out
+    profiles.settings("vgg")
+    profiles.settings("vgg")  # said once per chapter
+    vgg = profiles.chapter_times()["05_vgg.ipynb"]["cpu_s"]
+    out = capsys.readouterr().out
+    assert out.count("this chapter takes about") == 1
+    assert f"about {vgg / 60:.0f} minutes" in out
+    profiles.settings("vgg", "smoke")
+    assert capsys.readouterr().out == ""
