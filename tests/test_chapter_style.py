@@ -52,3 +52,20 @@ def test_every_chapter_says_whats_next_and_cites(name):
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "What's next" in headings(name)
     assert "{cite" in text, f"{name} cites no paper with a {{cite}} role"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_text_after_a_heading_starts_a_sentence(name):
+    """The paragraph under a heading begins with a capital (a "## What's next" once began "batch
+    normalisation made..."), or with a list, a formula, a figure, code or a citation."""
+    import re
+
+    nb = nbformat.read(ROOT / "chapters" / name, as_version=4)
+    bad = []
+    for c in nb.cells:
+        if c.cell_type != "markdown":
+            continue
+        for heading, para in re.findall(r"^(#+ .*)\n\s*\n(\S[^\n]*)", c.source, flags=re.M):
+            if para[0].islower():
+                bad.append(f"{heading}: {para[:60]}")
+    assert not bad, f"{name}: a paragraph starts in lower case:\n" + "\n".join(bad)
