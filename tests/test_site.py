@@ -261,6 +261,8 @@ const start = Date.now();
 
 RAW_TABLE = re.compile(r"(^|\n)\s*\|.*\|\s*($|\n)|\|\s*:?-{3,}:?\s*\|")
 RAW_EMPHASIS = re.compile(r"(^|[^\w*\\])(\*{1,2})[^\s*](?:[^*\n]*?[^\s*])?\2(?![\w*])")
+# MyST's "replacements" extension turns "(c)" into "©": exercise option (c) once read "© Because..."
+REPLACED_SYMBOL = re.compile(r"[®™]|©(?! Copyright)")  # the theme's footer may say "© Copyright"
 RAW_TEX = re.compile(r"\\[\[\(]|\$\$|\\(frac|left|right|text|begin|mathrm|mathbf|lfloor|rfloor|cdot|times|sum|sqrt)\b")
 STOP_WORDS = {"a", "an", "the", "and", "or", "of", "to", "with", "that", "for", "in", "by", "on", "from", "as"}
 
@@ -344,7 +346,8 @@ def test_prose_shows_no_raw_markdown_or_tex(seen):
         found = []
         for text in report["blocks"]:
             for what, pattern in (("raw Markdown table", RAW_TABLE), ("raw emphasis", RAW_EMPHASIS),
-                                  ("raw TeX", RAW_TEX)):
+                                  ("raw TeX", RAW_TEX), ("a symbol typed as (c), (r) or (tm)",
+                                                         REPLACED_SYMBOL)):
                 if pattern.search(text):
                     found.append(f"{what}: {text[:90]!r}")
         if report["math"] in ("failed", "no renderer"):
