@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from .data import FashionMNIST
 from .errors import CnnbookError, NetworkError, SettingsError
 from .inspection import check_forward, count_macs, count_params
+from .plots import in_notebook
 from .profiles import Settings, default_device
 from .results import Result, plural, standard_error, versions
 
@@ -157,19 +158,6 @@ def _confusion(net, data, split, resize, batch_size, autocast) -> Tensor:
         for X, y in data.batches(split, batch_size, shuffle=False, resize=resize):
             counts += torch.bincount(y * k + net(X).argmax(dim=1), minlength=k * k)
     return counts.reshape(k, k).cpu()
-
-
-def fast_memory_format(device: torch.device) -> torch.memory_format:
-    """The memory order convolutions run fastest in on ``device``: channels-last on CPUs and CUDA."""
-    return torch.channels_last if device.type in ("cpu", "cuda") else torch.preserve_format
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "mps":
-        return "Apple MPS"
-    return f"CPU ({torch.get_num_threads()} threads)"
 
 
 def fast_memory_format(device: torch.device) -> torch.memory_format:
@@ -338,16 +326,6 @@ def _probe(net: nn.Module, S: Settings, data: FashionMNIST, device: torch.device
 
 
 # --- what a reader sees while a network trains ---------------------------------------------------------
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (where figures can be updated in place)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and type(shell).__name__ in ("ZMQInteractiveShell", "Shell")
-
-
 class _Text:
     """Plain text that a display handle can update in place."""
 
