@@ -13,7 +13,7 @@ For each chapter's ``cpu`` form (built by the chapter's own code) and each preci
                 validation excluded; loop / model = the share of the ceiling the loop reaches
 
 and the choice ``cnnbook.train`` makes on this machine with ``precision="auto"`` (bf16 only where the
-CPU has native bfloat16 and a short probe finds it >= 1.1x faster). Writes
+CPU has native bfloat16 and a short probe finds it >= BF16_MIN_SPEEDUP, 1.05x, faster). Writes
 benchmarks/results/precision-<device>.json and .md (the table of the book's speed appendix).
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ os.environ.setdefault("CNNBOOK_PROGRESS", "0")  # no progress bars in the benchm
 
 import cnnbook  # noqa: E402
 from cnnbook.book import NETWORKS, build_network  # noqa: E402
-from cnnbook.train import choose_precision, cpu_has_bf16, fast_memory_format, make_optimizer  # noqa: E402
+from cnnbook.train import BF16_MIN_SPEEDUP, choose_precision, cpu_has_bf16, fast_memory_format, make_optimizer  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx2", "bf16")
@@ -140,7 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny timings: checks that it runs")
     parser.add_argument("--accuracy", nargs="+", metavar="CHAPTER",
                         help="instead: train these chapters fully in fp32 and bf16 and compare test accuracy")
+    parser.add_argument("--table", action="store_true",
+                        help="only rewrite precision-cpu.md from the recorded precision-cpu.json (no timing)")
     args = parser.parse_args(argv)
+    if args.table:
+        (RESULTS / "precision-cpu.md").write_text(markdown(json.loads((RESULTS / "precision-cpu.json").read_text())))
+        print(f"wrote {RESULTS / 'precision-cpu.md'}")
+        return 0
     if args.accuracy:
         return accuracy(args.accuracy)
     if args.quick:
@@ -178,8 +184,8 @@ def markdown(record: dict) -> str:
         f"CPU: {record['cpu']}, {record['threads']} threads, torch {record['torch']}; bfloat16-related flags: "
         f"{', '.join(record['cpu_flags']) or 'none'} (native bfloat16: {'yes' if record['native_bf16'] else 'no'}).",
         "",
-        "| chapter | parameters | model only fp32 | model only bf16 | loop fp32 | loop bf16 | loop bf16 / fp32 "
-        "| loop / model (chosen) | cnnbook's choice |",
+        "| chapter | parameters | model fp32 | model bf16 | loop fp32 | loop bf16 | bf16 / fp32 (loop) "
+        "| loop / model | auto picks |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in record["rows"]:
@@ -187,10 +193,11 @@ def markdown(record: dict) -> str:
         lines.append(f"| {r['chapter']} | {r['parameters']:,} | {r['model_fp32']:,.0f} | {r['model_bf16']:,.0f} | "
                      f"{r['loop_fp32']:,.0f} | {r['loop_bf16']:,.0f} | {r['loop_speedup']:.2f}× | {share:.2f} | "
                      f"{r['auto']} |")
-    lines += ["", "Training images per second. *Model only*: forward, backward and optimiser step on one batch "
+    lines += ["", "Training images per second. *Model*: forward, backward and optimiser step on one batch "
               "in memory; *loop*: `cnnbook.train` for one epoch of "
-              f"{record['images']:,} images (validation excluded). *Choice*: what `precision=\"auto\"` picks "
-              "here (bf16 only with native bfloat16 and a probe ≥ 1.1× faster)."]
+              f"{record['images']:,} images (validation excluded); *loop / model*: the share of the model-only "
+              "speed the loop reaches, in the precision auto picks. *Auto picks*: what `precision=\"auto\"` "
+              f"chooses here (bf16 only with native bfloat16 and a probe ≥ {BF16_MIN_SPEEDUP}× faster)."]
     return "\n".join(lines) + "\n"
 
 
