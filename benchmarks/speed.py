@@ -12,7 +12,9 @@ Definitions, the same for both trainers:
   examples/s  = training examples / training wall time, data loading included, per-epoch test
                 evaluation excluded (it is timed separately and reported in the wall time per epoch)
   epoch (s)   = the whole run's wall time / epochs (training + data loading + test evaluation)
-  ceiling     = examples/s of the model-only step in the fastest memory layout on the device
+  ceiling     = examples/s of the model-only step in the fastest memory layout on the device, in float32
+                and in each other precision cnnbook trained in (bfloat16 autocast); a trainer is compared
+                with the ceiling in its own precision
 
 Writes benchmarks/results/<device>.json and .md (the table the book's appendix page shows).
 d2l is installed only for this script (benchmarks/requirements.txt); its loader reads the same
@@ -64,8 +66,8 @@ def resnet_cpu():
 
 # name, network factory, recipe (d2l's train_ch6 recipe: plain SGD, Xavier init, constant lr)
 BENCHMARKS = [
-    ("LeNet (d2l's: sigmoid + avg pool)", lenet_1998, dict(lr=0.9, batch_size=256, num_epochs=10)),
-    ("ResNet (chapter 9, cpu profile)", resnet_cpu, dict(lr=0.05, batch_size=256, num_epochs=1)),
+    ("LeNet (d2l's)", lenet_1998, dict(lr=0.9, batch_size=256, num_epochs=10)),
+    ("ResNet-8 (ch. 9)", resnet_cpu, dict(lr=0.05, batch_size=256, num_epochs=1)),
 ]
 
 
@@ -137,8 +139,10 @@ def run_cnnbook(make_net, recipe: dict, device: torch.device) -> dict:
 
 
 # --- the ceiling -----------------------------------------------------------------------------------------
-def ceiling(make_net, recipe: dict, device: torch.device, seconds: float = 3.0, repeats: int = 3) -> dict:
-    """Examples/s of forward + backward + SGD step on one batch already on the device (median of repeats)."""
+def ceiling(make_net, recipe: dict, device: torch.device, precision: str = "fp32", seconds: float = 3.0,
+            repeats: int = 3) -> dict:
+    """Examples/s of forward + backward + SGD step on one batch already on the device (median of repeats),
+    in float32 or under bfloat16 autocast (the precision a trainer ran in is compared with its own ceiling)."""
     torch.manual_seed(0)
     fmt = fast_memory_format(device)
     net = make_net().to(device, memory_format=fmt)
@@ -149,7 +153,10 @@ def ceiling(make_net, recipe: dict, device: torch.device, seconds: float = 3.0, 
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss_fn(net(X), y).backward()
+        with (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16"
+              else contextlib.nullcontext()):
+            loss = loss_fn(net(X), y)
+        loss.backward()
         optimizer.step()
 
     def sync():
@@ -170,7 +177,7 @@ def ceiling(make_net, recipe: dict, device: torch.device, seconds: float = 3.0, 
         sync()
         rates.append(steps * recipe["batch_size"] / (time.perf_counter() - start))
     return dict(examples_per_s=statistics.median(rates), repeats=[round(r, 1) for r in rates],
-                memory_format=str(fmt).removeprefix("torch."))
+                memory_format=str(fmt).removeprefix("torch."), precision=precision)
 
 
 # --- the report -----------------------------------------------------------------------------------------
@@ -200,22 +207,40 @@ def markdown(record: dict) -> str:
     lines = [
         f"**{m['device_name']}** — {m['cpu']}, {m['cpu_count']} logical cores; Python {m['python']}, "
         f"PyTorch {m['torch']}; measured {record['created'][:10]}, median of "
-        f"{record['repeats']} alternating repeats.",
+        f"{record['repeats']} alternating repeats. Each trainer is compared with the ceiling in its own "
+        "precision; *cnnbook / d2l by repeat* divides the two trainers' speeds within each A-B pair.",
         "",
-        "| network | epochs | trainer | precision | examples/s | epoch (s) | test accuracy | vs d2l | vs ceiling |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| network | trainer | precision | images/s | s/epoch | test acc. | vs d2l | vs ceiling |",
+        "|---|---|---|--:|--:|--:|--:|--:|",
     ]
+    paired = []
     for b in record["benchmarks"]:
-        ceil = b["ceiling"]["examples_per_s"]
+        ceilings = b.get("ceilings") or {"fp32": b["ceiling"]}
+        epochs = b["recipe"]["num_epochs"]
+        name = f"{b['name']}, {epochs} epoch{'s' if epochs != 1 else ''}"  # only on the group's first row
         for who in ("d2l", "cnnbook"):
             r = b[who]
             vs_d2l = r["examples_per_s"] / b["d2l"]["examples_per_s"]
             precision = r.get("precision", "fp32")  # d2l's train_ch6 trains in float32
-            lines.append(f"| {b['name']} | {b['recipe']['num_epochs']} | {who} | {precision} | "
-                         f"{r['examples_per_s']:,.0f} | "
-                         f"{r['epoch_s']:.1f} | {r['test_acc']:.4f} | {vs_d2l:.2f}× | {r['examples_per_s'] / ceil:.2f}× |")
-        lines.append(f"| {b['name']} | – | ceiling (model-only step) | fp32 | {ceil:,.0f} | – | – | – | 1.00× |")
+            ceil = ceilings.get(precision, ceilings["fp32"])["examples_per_s"]
+            lines.append(f"| {name} | {who} | {precision} | {r['examples_per_s']:,.0f} | {r['epoch_s']:.1f} | "
+                         f"{r['test_acc']:.4f} | {vs_d2l:.2f}× | {r['examples_per_s'] / ceil:.2f}× |")
+            name = ""
+        for precision, c in ceilings.items():
+            lines.append(f"| | ceiling | {precision} | {c['examples_per_s']:,.0f} | – | – | – | 1.00× |")
+        ratios = repeat_ratios(b)
+        if ratios:
+            paired.append(f"- {b['name']}: cnnbook / d2l by repeat "
+                          f"{', '.join(f'{x:.2f}×' for x in ratios)} (median {statistics.median(ratios):.2f}×)")
+    if paired:
+        lines += [""] + paired
     return "\n".join(lines) + "\n"
+
+
+def repeat_ratios(benchmark: dict) -> list[float]:
+    """cnnbook's speed over d2l's within each alternating pair of runs (A B, A B, ...)."""
+    d2l, ours = benchmark["d2l"].get("repeats", []), benchmark["cnnbook"].get("repeats", [])
+    return [c / d for c, d in zip(ours, d2l)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,7 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="alternating repeats per trainer (median kept)")
     parser.add_argument("--quick", action="store_true", help="1 epoch, 1 repeat: check that it runs")
     parser.add_argument("--output", type=Path, default=RESULTS, help="folder for <device>.json and .md")
+    parser.add_argument("--table", action="store_true",
+                        help="only rewrite <device>.md from the recorded <device>.json (no timing)")
     args = parser.parse_args(argv)
+    if args.table:
+        path = args.output / f"{cnnbook.default_device().type}.json"
+        (path.with_suffix(".md")).write_text(markdown(json.loads(path.read_text())))
+        print(f"wrote {path.with_suffix('.md')} from {path.name}")
+        return 0
     try:
         import d2l  # noqa: F401
     except ImportError:
@@ -248,10 +280,14 @@ def main(argv: list[str] | None = None) -> int:
                 runs[who].append(r)
                 print(f"  {name} · {who} · repeat {i + 1}: {r['examples_per_s']:,.0f} examples/s, "
                       f"{r['epoch_s']:.1f} s/epoch, test accuracy {r['test_acc']:.4f}", flush=True)
-        c = ceiling(make_net, recipe, device)
-        print(f"  {name} · ceiling: {c['examples_per_s']:,.0f} examples/s", flush=True)
-        record["benchmarks"].append(dict(name=name, recipe=recipe, ceiling=c, d2l=median_run(runs["d2l"]),
-                                         cnnbook=median_run(runs["cnnbook"])))
+        precisions = ["fp32"] + sorted({r.get("precision", "fp32") for r in runs["cnnbook"]} - {"fp32"})
+        ceilings = {}
+        for precision in precisions:
+            ceilings[precision] = ceiling(make_net, recipe, device, precision)
+            print(f"  {name} · ceiling ({precision}): {ceilings[precision]['examples_per_s']:,.0f} examples/s",
+                  flush=True)
+        record["benchmarks"].append(dict(name=name, recipe=recipe, ceiling=ceilings["fp32"], ceilings=ceilings,
+                                         d2l=median_run(runs["d2l"]), cnnbook=median_run(runs["cnnbook"])))
     table = markdown(record)
     print("\n" + table)
     if not args.quick:

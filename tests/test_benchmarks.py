@@ -32,8 +32,23 @@ def test_table_ratios(speed):
                   benchmarks=[dict(name="Net", recipe=dict(num_epochs=10), ceiling=dict(examples_per_s=4000.0),
                                    d2l=run(1000.0), cnnbook=run(3600.0))])
     table = speed.markdown(record)
-    assert re.search(r"\| Net \| 10 \| cnnbook \| fp32 \| 3,600 \| .* \| 3\.60× \| 0\.90× \|", table)
-    assert re.search(r"\| Net \| 10 \| d2l \| fp32 \| 1,000 \| .* \| 1\.00× \| 0\.25× \|", table)
+    assert re.search(r"\| Net, 10 epochs \| d2l \| fp32 \| 1,000 \| .* \| 1\.00× \| 0\.25× \|", table)
+    assert re.search(r"\|  \| cnnbook \| fp32 \| 3,600 \| .* \| 3\.60× \| 0\.90× \|", table)
+
+
+def test_each_trainer_meets_the_ceiling_in_its_own_precision_and_pairs_are_divided(speed):
+    run = lambda s, p, reps: dict(examples_per_s=s, epoch_s=1.0, test_acc=0.8, precision=p, repeats=reps)  # noqa: E731
+    record = dict(machine=dict(device_name="CPU", cpu="x", cpu_count=2, python="3", torch="2"),
+                  created="2026-01-01T00:00:00", repeats=3,
+                  benchmarks=[dict(name="Net", recipe=dict(num_epochs=10), ceiling=dict(examples_per_s=4000.0),
+                                   ceilings=dict(fp32=dict(examples_per_s=4000.0), bf16=dict(examples_per_s=6000.0)),
+                                   d2l=run(1000.0, "fp32", [1000.0, 900.0, 1100.0]),
+                                   cnnbook=run(4800.0, "bf16", [4800.0, 3600.0, 3300.0]))])
+    table = speed.markdown(record)
+    assert re.search(r"\|  \| cnnbook \| bf16 \| 4,800 \| .* \| 4\.80× \| 0\.80× \|", table)
+    assert re.search(r"\| Net, 10 epochs \| d2l \| fp32 \| 1,000 \| .* \| 1\.00× \| 0\.25× \|", table)
+    assert "| | ceiling | bf16 | 6,000 |" in table
+    assert "cnnbook / d2l by repeat 4.80×, 4.00×, 3.00× (median 4.00×)" in table
 
 
 def test_d2l_finds_the_local_files_uncompressed(speed, tmp_path, monkeypatch):
