@@ -192,7 +192,7 @@ def main_profile(records: list[Result]) -> str | None:
 
 
 TABLE_COLUMNS = ("network", "test accuracy", "training time", "parameters", "MACs / image", "epochs",
-                 "examples/s", "precision", "profile", "device")
+                 "images/s", "precision", "profile", "device")
 
 
 def accuracy_text(r: Result) -> str:
@@ -214,13 +214,24 @@ def table_rows(records: list[Result]) -> list[tuple[str, ...]]:
 
 
 def markdown_table(records: list[Result]) -> str:
-    """The results table in Markdown, with a note under it when rows come from different profiles."""
-    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(records)]
+    """The results table in Markdown, with a note under it when rows come from different profiles.
+
+    The profile and device columns are left out when every row shares them (said once under the table
+    instead): with them, the table is wider than a desktop page's text column."""
+    columns = list(range(len(TABLE_COLUMNS)))
+    rows = table_rows(records)
+    profile, device = TABLE_COLUMNS.index("profile"), TABLE_COLUMNS.index("device")
+    shared = [i for i in (profile, device) if rows and len({row[i] for row in rows}) == 1]
+    columns = [i for i in columns if i not in shared]
+    lines = ["| " + " | ".join(TABLE_COLUMNS[i] for i in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row[i] for i in columns) + " |" for row in rows]
     others = sorted({r.profile for r in records} - {main_profile(records)})
     if others:
         lines += ["", f"† from the {', '.join(others)} profile, the others from the {main_profile(records)} "
                       "profile: different data sizes, networks and epochs, not comparable row by row."]
+    if shared:
+        said = {profile: f"the `{rows[0][profile]}` profile", device: f"on {rows[0][device]}"}
+        lines += ["", "Every row: " + " ".join(said[i] for i in shared) + "."]
     return "\n".join(lines)
 
 

@@ -38,6 +38,16 @@ def test_one_profile_has_no_marks():
     assert "†" not in table
 
 
+def test_columns_every_row_shares_are_said_once_under_the_table():
+    """With profile and device on every row the table was wider than the desktop text column."""
+    table = markdown_table([record("lenet"), record("vgg")])
+    header = table.splitlines()[0]
+    assert "profile" not in header and "device" not in header and "precision" in header
+    assert table.rstrip().endswith("Every row: the `cpu` profile on CPU (2 threads).")
+    mixed = markdown_table([record("lenet"), record("vgg", profile="smoke")])
+    assert "| profile |" in mixed.splitlines()[0] and "Every row: on CPU (2 threads)." in mixed
+
+
 def outputs_text(nb) -> str:
     parts = []
     for cell in nb.cells:

@@ -227,6 +227,16 @@ if (results) {
   const box = results.parentElement.getBoundingClientRect();
   hiddenColumns = Array.from(results.querySelectorAll("th")).filter(th => th.getBoundingClientRect().right > box.right + 1).map(th => th.textContent.trim());
 }
+// every table whose columns run past the right edge of its scrolling box (at desktop width a reader
+// would have to find a scrollbar to see them): its first header cell and the hidden headers
+const clippedTables = [];
+for (const table of article.querySelectorAll("table")) {
+  if (table.getBoundingClientRect().width === 0) continue;
+  const box = (table.closest("div") || table.parentElement).getBoundingClientRect();
+  const hidden = Array.from(table.querySelectorAll("th")).filter(th => th.getBoundingClientRect().right > box.right + 1);
+  if (hidden.length) clippedTables.push(`${(table.querySelector("th") || table).textContent.trim().slice(0, 30)}...: `
+                                        + hidden.map(th => th.textContent.trim()).join(", "));
+}
 function luminance(rgb) {
   const m = rgb.match(/[\d.]+/g); if (!m) return 1;
   const [r, g, b] = m.slice(0, 3).map(v => { v = v / 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
@@ -244,7 +254,7 @@ for (const el of article.querySelectorAll("p, li, td, th, pre, .cnnbook-card-bod
   if (ratio < 4.5) lowContrast.push(`${el.tagName.toLowerCase()} "${el.textContent.trim().slice(0, 40)}" (${ratio.toFixed(1)}:1)`);
 }
 return {width: width, scrollWidth: Math.max(document.documentElement.scrollWidth, window.innerWidth), wide: wide.slice(0, 5), blocks: blocks,
-        images: images, cards: cards, exercises: exercises, hiddenColumns: hiddenColumns, lowContrast: lowContrast.slice(0, 5),
+        images: images, cards: cards, exercises: exercises, hiddenColumns: hiddenColumns, clippedTables: clippedTables, lowContrast: lowContrast.slice(0, 5),
         theme: document.documentElement.dataset.theme || ""};
 """
 
@@ -425,6 +435,14 @@ def test_results_table_shows_what_readers_want_first(seen):
         hidden = seen["book/intro.html", view]["hiddenColumns"]
         assert not {"network", "test accuracy"} & set(hidden), f"{view}: hidden behind the scrollbar: {hidden}"
     assert not seen["book/intro.html", "desktop"]["hiddenColumns"], seen["book/intro.html", "desktop"]["hiddenColumns"]
+
+
+def test_no_table_hides_columns_at_desktop_width(seen):
+    """Found on the speed page: a nine-column table whose last column sat behind a scrollbar at 1366 px.
+    (On a phone a wide table may scroll; on a desktop every column must be in view.)"""
+    problems = [f"{page}: {table}" for (page, view), report in seen.items() if view == "desktop"
+                for table in report["clippedTables"]]
+    assert not problems, "columns hidden at desktop width:\n" + "\n".join(problems)
 
 
 def _exercise_counts(nb) -> tuple[int, int, list[str]]:
