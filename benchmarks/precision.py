@@ -13,7 +13,8 @@ For each chapter's ``cpu`` form (built by the chapter's own code) and each preci
                 validation excluded; loop / model = the share of the ceiling the loop reaches
 
 and the choice ``cnnbook.train`` makes on this machine with ``precision="auto"`` (bf16 only where the
-CPU has native bfloat16 and a short probe finds it >= BF16_MIN_SPEEDUP, 1.05x, faster). Writes
+CPU has native bfloat16 and a short probe finds it at least
+BF16_MIN_SPEEDUP (1.05x) faster). Writes
 benchmarks/results/precision-<device>.json and .md (the table of the book's speed appendix).
 """
 from __future__ import annotations

@@ -218,11 +218,10 @@ def markdown_table(records: list[Result]) -> str:
 
     The profile and device columns are left out when every row shares them (said once under the table
     instead): with them, the table is wider than a desktop page's text column."""
-    columns = list(range(len(TABLE_COLUMNS)))
     rows = table_rows(records)
     profile, device = TABLE_COLUMNS.index("profile"), TABLE_COLUMNS.index("device")
     shared = [i for i in (profile, device) if rows and len({row[i] for row in rows}) == 1]
-    columns = [i for i in columns if i not in shared]
+    columns = [i for i in range(len(TABLE_COLUMNS)) if i not in shared]
     lines = ["| " + " | ".join(TABLE_COLUMNS[i] for i in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(row[i] for i in columns) + " |" for row in rows]
     others = sorted({r.profile for r in records} - {main_profile(records)})

@@ -227,10 +227,10 @@ def _check_device(device) -> torch.device:
 
 # --- the arithmetic: bfloat16 where the CPU has it and it is faster -------------------------------------
 PRECISIONS = ("auto", "fp32", "bf16")
-# "auto" picks bf16 when the probe finds it at least this much faster. The probe reads a network's true
-# speed-up to within about +-0.06 on a busy 2-core machine (LeNet: 1.05-1.17 over 16 probes, while a
-# whole epoch ran 1.21x faster); 5 % keeps a network that gains nothing from bf16 in fp32 nearly always
-# without giving up a 10-20 % gain half the time.
+# "auto" picks bf16 when the probe finds it at least this much faster. On a busy 2-core machine the probe
+# scatters by about +-0.08 (LeNet: 1.01-1.17 over 32 probes, while its whole epoch ran 1.21-1.37x faster
+# in bf16); 5 % keeps a network that gains nothing from bf16 in fp32 nearly always without giving up a
+# 10-20 % gain half the time, as 10 % did.
 BF16_MIN_SPEEDUP = 1.05
 
 
@@ -268,7 +268,8 @@ def choose_precision(net: nn.Module, S: Settings, data: FashionMNIST, device: to
     """The arithmetic to train ``net`` in, and why: ("bf16" | "fp32" | "fp16", reason).
 
     CUDA: fp16 autocast. CPU: with "auto", bf16 only if the CPU has native bfloat16 *and* a short probe
-    (a few training steps of a copy of the network, each precision) finds it at least ``BF16_MIN_SPEEDUP`` (5 %) faster.
+    (a few training steps of a copy of the network, each precision) finds it at least
+    ``BF16_MIN_SPEEDUP`` times (5 %) faster.
     """
     wanted = requested_precision(precision)
     if device.type == "cuda":

@@ -40,7 +40,7 @@ def test_each_trainer_meets_the_ceiling_in_its_own_precision_and_pairs_are_divid
     run = lambda s, p, reps: dict(examples_per_s=s, epoch_s=1.0, test_acc=0.8, precision=p, repeats=reps)  # noqa: E731
     record = dict(machine=dict(device_name="CPU", cpu="x", cpu_count=2, python="3", torch="2"),
                   created="2026-01-01T00:00:00", repeats=3,
-                  benchmarks=[dict(name="Net", recipe=dict(num_epochs=10), ceiling=dict(examples_per_s=4000.0),
+                  benchmarks=[dict(name="Net", recipe=dict(num_epochs=10),
                                    ceilings=dict(fp32=dict(examples_per_s=4000.0), bf16=dict(examples_per_s=6000.0)),
                                    d2l=run(1000.0, "fp32", [1000.0, 900.0, 1100.0]),
                                    cnnbook=run(4800.0, "bf16", [4800.0, 3600.0, 3300.0]))])
