@@ -10,6 +10,7 @@ record with the notebook as it is now.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import os
@@ -27,13 +28,45 @@ TIMEOUT_PER_CELL = 1200  # seconds
 
 
 def code_hash(nb: nbformat.NotebookNode) -> str:
-    """SHA-256 of the notebook's code cells, in order (outputs and markdown excluded)."""
+    """SHA-256 of what the notebook's code cells do, in order (outputs and markdown excluded).
+
+    Each cell is hashed as its parsed syntax tree, so re-wrapping a long line or a docstring, or editing a
+    comment, keeps the outputs fresh; any change to the code that runs makes them stale. A cell that does not
+    parse as Python is hashed as its text.
+    """
     digest = hashlib.sha256()
     for cell in nb.cells:
         if cell.cell_type == "code":
-            digest.update(cell.source.encode())
+            try:
+                text = _syntax(_unwrapped_docstrings(ast.parse(cell.source)))
+            except SyntaxError:
+                text = cell.source
+            digest.update(text.encode())
             digest.update(b"\n\x00\n")
     return digest.hexdigest()
+
+
+def _unwrapped_docstrings(tree: ast.AST) -> ast.AST:
+    """The tree with each docstring's whitespace collapsed: re-wrapping a docstring changes no output."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                first.value.value = " ".join(first.value.value.split())
+    return tree
+
+
+def _syntax(node) -> str:
+    """A syntax tree as text that is the same on every Python version: node names and their non-empty
+    fields (``ast.dump`` differs between versions: 3.12 added empty fields, 3.13 stopped showing them)."""
+    if isinstance(node, ast.AST):
+        fields = ", ".join(f"{name}={_syntax(value)}" for name, value in ast.iter_fields(node)
+                           if value is not None and value != [])
+        return f"{type(node).__name__}({fields})"
+    if isinstance(node, list):
+        return "[" + ", ".join(_syntax(item) for item in node) + "]"
+    return repr(node)
 
 
 def package_hash() -> str:

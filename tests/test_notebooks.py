@@ -71,6 +71,51 @@ def test_stale_outputs_are_detected(tmp_path):
     assert book.stale_reasons(changed) == ["never executed by `make execute` (no metadata.cnnbook)"]
 
 
+def test_rewrapped_code_and_edited_comments_keep_outputs_fresh(tmp_path):
+    """Outputs are stale when the code that runs changes, not when its layout or comments do."""
+    nb = nbformat.read(CHAPTERS[0], as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "device = cnnbook.setup()" in c.source)
+    original = cell.source
+    cell.source = "# a reworded comment\n" + original.replace("device = cnnbook.setup()",
+                                                                "device = cnnbook.setup(\n)")
+    kept = tmp_path / "kept.ipynb"
+    nbformat.write(nb, kept)
+    assert not book.stale_reasons(kept)
+    cell.source = original.replace("device = cnnbook.setup()", "device = cnnbook.setup(0)")
+    nbformat.write(nb, kept)
+    assert any("code cells changed" in r for r in book.stale_reasons(kept))
+
+
+def test_code_hash_ignores_layout_comments_and_docstring_wrapping_only():
+    def hashed(source):
+        return book.code_hash(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)]))
+
+    base = hashed('def f(x):\n    """Add one to x, the input."""\n    return x + 1  # one')
+    assert base == hashed('def f(x):\n    """Add one to x,\n    the input."""\n    return (x\n            + 1)')
+    assert base != hashed('def f(x):\n    """Add two to x, the input."""\n    return x + 1')
+    assert base != hashed('def f(x):\n    """Add one to x, the input."""\n    return x + 2')
+    assert hashed("print('a b')") != hashed("print('a  b')")  # strings that are not docstrings count
+
+
+def test_code_hash_is_the_same_on_every_python_version():
+    """``ast.dump`` shows empty fields on 3.12 and hides them on 3.13; the hash must not follow it."""
+    import ast
+
+    text = book._syntax(ast.parse("def f(x: int = None) -> None:\n    return [y for y in x]"))
+    assert "type_params" not in text and "kind" not in text and "=[]" not in text, text
+
+
+LINE_LIMIT = 88  # a desktop code box shows 90 (13 px, book/_static/cnnbook.css); tests/test_site.py checks the boxes
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_code_lines_fit_the_code_box(path):
+    long = [f"{len(line)} characters: {line.strip()[:60]}"
+            for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"
+            for line in cell.source.splitlines() if len(line) > LINE_LIMIT]
+    assert not long, f"{path.name}: code lines over {LINE_LIMIT} characters (readers scroll sideways):\n" + "\n".join(long)
+
+
 def test_error_outputs_are_detected(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")])
     path = tmp_path / "fails.ipynb"

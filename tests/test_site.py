@@ -237,6 +237,22 @@ for (const table of article.querySelectorAll("table")) {
   if (hidden.length) clippedTables.push(`${(table.querySelector("th") || table).textContent.trim().slice(0, 30)}...: `
                                         + hidden.map(th => th.textContent.trim()).join(", "));
 }
+// every code box whose text runs past its right edge (the reader scrolls sideways to read it): code cells,
+// code in the prose, printed output; and every printed table (torchinfo's) that only fits by wrapping
+const scrollingCode = [];
+for (const pre of article.querySelectorAll("pre")) {
+  if (pre.getBoundingClientRect().width === 0) continue;
+  const line = pre.textContent.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "");
+  const where = pre.closest(".cell_input") ? "code cell" : pre.closest(".cell_output") ? "output" : "code block";
+  if (pre.scrollWidth > pre.clientWidth + 1) {
+    scrollingCode.push(`${where}, ${line.length} characters in a ${pre.clientWidth}px box: ${line.trim().slice(0, 50)}`);
+  } else if (where === "output" && /^={20,}$/m.test(pre.textContent)) {
+    const wrap = pre.style.whiteSpace;
+    pre.style.whiteSpace = "pre";
+    if (pre.scrollWidth > pre.clientWidth + 1) scrollingCode.push(`printed table wraps, ${line.length} characters: ${line.trim().slice(0, 50)}`);
+    pre.style.whiteSpace = wrap;
+  }
+}
 function luminance(rgb) {
   const m = rgb.match(/[\d.]+/g); if (!m) return 1;
   const [r, g, b] = m.slice(0, 3).map(v => { v = v / 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
@@ -254,7 +270,7 @@ for (const el of article.querySelectorAll("p, li, td, th, pre, .cnnbook-card-bod
   if (ratio < 4.5) lowContrast.push(`${el.tagName.toLowerCase()} "${el.textContent.trim().slice(0, 40)}" (${ratio.toFixed(1)}:1)`);
 }
 return {width: width, scrollWidth: Math.max(document.documentElement.scrollWidth, window.innerWidth), wide: wide.slice(0, 5), blocks: blocks,
-        images: images, cards: cards, exercises: exercises, hiddenColumns: hiddenColumns, clippedTables: clippedTables, lowContrast: lowContrast.slice(0, 5),
+        images: images, cards: cards, exercises: exercises, hiddenColumns: hiddenColumns, clippedTables: clippedTables, scrollingCode: scrollingCode, lowContrast: lowContrast.slice(0, 5),
         theme: document.documentElement.dataset.theme || ""};
 """
 
@@ -443,6 +459,15 @@ def test_no_table_hides_columns_at_desktop_width(seen):
     problems = [f"{page}: {table}" for (page, view), report in seen.items() if view == "desktop"
                 for table in report["clippedTables"]]
     assert not problems, "columns hidden at desktop width:\n" + "\n".join(problems)
+
+
+def test_no_code_box_scrolls_at_desktop_width(seen):
+    """Found in 57 code cells, 10 code blocks and most printed outputs: lines of up to 104 characters
+    (outputs: 356) in a box that showed 84 at 1366 px, so a reader scrolled sideways to read the setup
+    cell, much of the model code and the Settings line. (On a phone code may scroll.)"""
+    problems = [f"{page}: {box}" for (page, view), report in seen.items() if view == "desktop"
+                for box in report["scrollingCode"]]
+    assert not problems, "code boxes that scroll sideways at desktop width:\n" + "\n".join(problems)
 
 
 def _exercise_counts(nb) -> tuple[int, int, list[str]]:
