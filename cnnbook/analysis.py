@@ -118,23 +118,36 @@ def describe_mistakes(result: Result, previous: str | None = None, classes=CLASS
 
 
 def _compare(result: Result, previous: str, classes) -> str:
+    """The change in test accuracy since another chapter's record, overall and per class, each judged
+    against its noise: twice the standard error of a difference of two accuracies (a class has about
+    1,000 test images, so a per-class change needs about 2.5-3 points to stand out)."""
     other = load_result(previous)
     if other is None or not other.per_class_acc or other.test_acc is None:
         return f"(No finished record of the `{previous}` chapter with per-class accuracies to compare with.)"
-    diff = [100 * (a - b) for a, b in zip(result.per_class_acc, other.per_class_acc)]
-    order = sorted(range(len(classes)), key=lambda c: -diff[c])
-    gains = [f"{classes[c]} {diff[c]:+.1f}" for c in order if diff[c] >= 0.5][:3]
-    losses = [f"{classes[c]} {diff[c]:+.1f}" for c in reversed(order) if diff[c] <= -0.5][:3]
     overall = 100 * (result.test_acc - other.test_acc)
     se = 100 * math.hypot(result.test_acc_se or 0.0, other.test_acc_se or 0.0)
     verdict = ("within twice the combined standard error, so overall a tie" if abs(overall) < 2 * se
                else "more than twice the combined standard error")
     sentence = (f"Compared with {other.architecture} (its chapter's record), the test accuracy changes by "
                 f"{overall:+.2f} points, {verdict}")
+    counts = [sum(row) for row in _confusion(result) or []] or [None] * len(classes)
+    changes = []  # (class, change in points, twice its standard error in points)
+    for c, (a, b) in enumerate(zip(result.per_class_acc, other.per_class_acc)):
+        n = counts[c] or 1000
+        changes.append((c, 100 * (a - b), 200 * math.sqrt((a * (1 - a) + b * (1 - b)) / n)))
+    real = sorted((ch for ch in changes if abs(ch[1]) >= ch[2]), key=lambda ch: -ch[1])
+    gains = [f"{classes[c]} {d:+.1f}" for c, d, _ in real if d > 0]
+    losses = [f"{classes[c]} {d:+.1f}" for c, d, _ in reversed(real) if d < 0]
     if gains:
-        sentence += "; per class (points): better on " + ", ".join(gains)
+        sentence += "; per class (points), beyond noise: better on " + ", ".join(gains)
     if losses:
-        sentence += ("; worse on " if gains else "; per class (points): worse on ") + ", ".join(losses)
-    if not gains and not losses:
-        sentence += "; no class changes by half a point or more"
+        sentence += ("; worse on " if gains else "; per class (points), beyond noise: worse on ") + ", ".join(losses)
+    noise = sorted(two_se for _, _, two_se in changes)
+    band = f"±{noise[0]:.1f} to ±{noise[-1]:.1f}" if f"{noise[0]:.1f}" != f"{noise[-1]:.1f}" else f"±{noise[0]:.1f}"
+    c, d, _ = max((ch for ch in changes if abs(ch[1]) < ch[2]), key=lambda ch: abs(ch[1]), default=(None, 0, 0))
+    if not real:
+        sentence += (f"; no class changes by more than its noise ({band} points on its ~1,000 test images; "
+                     f"the largest change, {classes[c]} {d:+.1f}, is within it)")
+    elif c is not None:
+        sentence += f" (the other classes' changes are within their noise, {band} points)"
     return sentence + "."

@@ -224,3 +224,22 @@ def test_a_chapter_opened_alone_fetches_the_chapter_it_builds_on(tmp_path, monke
             book.chapter_code("99_missing.ipynb")
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_mistakes_text_is_what_the_package_writes_from_the_records(path):
+    """The per-class comparison is written from two committed records: the chapter's output must be what
+    ``describe_mistakes`` writes from them now (it once listed per-class changes without their noise)."""
+    import re
+
+    import cnnbook
+    from cnnbook.results import load_result
+
+    chapter = next((key for key, (notebook, _) in book.NETWORKS.items() if notebook == path.name), None)
+    for cell in nbformat.read(path, as_version=4).cells:
+        found = re.fullmatch(r'cnnbook\.describe_mistakes\(result, previous="(\w+)"\)', cell.source.strip())
+        if cell.cell_type == "code" and found:
+            shown = cell.outputs[0]["data"]["text/markdown"]
+            assert shown == str(cnnbook.describe_mistakes(load_result(chapter), previous=found.group(1))), (
+                f"{path.name}: the mistakes text differs from what cnnbook writes from results/{chapter}.json "
+                "(re-execute the chapter)")

@@ -305,3 +305,36 @@ def test_the_probe_leaves_the_network_and_the_random_state_alone(tiny_data):
     train_module._probe(net, settings(), tiny_data, torch.device("cpu"), steps=1, warmup=1, rounds=2, min_seconds=0.0)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert torch.equal(rng, torch.get_rng_state())
+
+
+def _record(path, chapter, per_class, n=1000):
+    """A finished record whose ten classes of ``n`` test images reach ``per_class``."""
+    confusion = []
+    for c, acc in enumerate(per_class):
+        row = [0] * 10
+        row[c] = round(acc * n)
+        row[(c + 1) % 10] = n - row[c]
+        confusion.append(row)
+    acc = sum(per_class) / 10
+    result = Result(chapter=chapter, architecture=chapter.title(), profile="cpu", device="cpu",
+                    device_name="CPU", num_epochs=1, parameters=1, macs=1, input_size=(1, 1, 28, 28),
+                    test_acc=acc, train_acc=acc, train_loss=0.5, wall_time_s=1.0, examples_per_s=1.0,
+                    test_acc_se=(acc * (1 - acc) / (10 * n)) ** 0.5, test_size=10 * n,
+                    per_class_acc=list(per_class), confusion=confusion)
+    (path / f"{chapter}.json").write_text(json.dumps(result.to_dict()))
+    return result
+
+
+def test_per_class_changes_are_judged_against_their_noise(tmp_path, monkeypatch):
+    """A class of 1,000 test images at 70 % has a standard error of 1.4 points, so a change needs about
+    4 points to stand out; the old text listed every change from half a point ("better on Dress +2.4")."""
+    monkeypatch.setenv("CNNBOOK_RESULTS", str(tmp_path))
+    before = [0.70, 0.70, 0.99, 0.90, 0.90, 0.90, 0.90, 0.90, 0.90, 0.90]
+    _record(tmp_path, "old", before)
+    after = _record(tmp_path, "new", [0.76, 0.72, 0.97, 0.90, 0.90, 0.90, 0.90, 0.90, 0.90, 0.90])
+    text = str(cnnbook.describe_mistakes(after, previous="old", classes=[f"c{i}" for i in range(10)]))
+    assert "beyond noise: better on c0 +6.0; worse on c2 -2.0" in text, text  # c2: 99 % -> 97 %, SE 0.6
+    assert "c1" not in text.split("beyond noise")[1], text  # +2.0 at 70 %: within its noise
+    quiet = _record(tmp_path, "quiet", [0.72] + before[1:])
+    text = str(cnnbook.describe_mistakes(quiet, previous="old", classes=[f"c{i}" for i in range(10)]))
+    assert "no class changes by more than its noise" in text and "c0 +2.0, is within it" in text, text
