@@ -1,6 +1,7 @@
 """The checked exercises: right answers pass, wrong ones get a hint without the answer, junk never crashes."""
 from __future__ import annotations
 
+from pathlib import Path
 import random
 
 import numpy as np
@@ -339,3 +340,25 @@ def test_a_module_that_changes_its_input_in_place_does_not_fool_the_checks():
             return out
 
     assert concatenates_its_input(ZeroesItsInput(), (1, 2, 3, 3))
+
+
+def test_exercise_runs_build_the_networks_their_records_describe():
+    """scripts/exercise_runs.py builds each variant from the chapters' code; its committed records must
+    describe those networks (parameter counts), so that a solution quoting them quotes this code."""
+    import importlib.util
+    import json
+
+    import cnnbook
+    from cnnbook.book import chapter_code
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("exercise_runs", root / "scripts" / "exercise_runs.py")
+    runs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runs)
+    for name, (chapter, notebook, variants) in runs.RUNS.items():
+        path = root / "results" / "exercises" / f"{name}.json"
+        assert path.is_file(), f"no record for {name}: python scripts/exercise_runs.py {name}"
+        recorded = {row["variant"]: row["parameters"] for row in json.loads(path.read_text())["rows"]}
+        S = cnnbook.settings(chapter, "cpu")
+        for label, build, _ in variants(chapter_code(root / "chapters" / notebook), S):
+            assert recorded[label] == cnnbook.count_params(build()), f"{name}: {label}"

@@ -243,3 +243,24 @@ def test_mistakes_text_is_what_the_package_writes_from_the_records(path):
             assert shown == str(cnnbook.describe_mistakes(load_result(chapter), previous=found.group(1))), (
                 f"{path.name}: the mistakes text differs from what cnnbook writes from results/{chapter}.json "
                 "(re-execute the chapter)")
+
+
+EXERCISE_RUNS = sorted((ROOT / "results" / "exercises").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", EXERCISE_RUNS, ids=[p.stem for p in EXERCISE_RUNS])
+def test_solutions_quote_their_exercise_runs(path):
+    """A solution that quotes training runs cites the record of scripts/exercise_runs.py and its figures:
+    DenseNet's once said '4 epochs' of a 5-epoch profile, and GoogLeNet's quoted single GPU runs' test
+    accuracies that no output in the book showed."""
+    import json
+
+    record = json.loads(path.read_text())
+    notebook = ROOT / "chapters" / book.NETWORKS[record["chapter"]][0]
+    text = " ".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "markdown")
+    solutions = " ".join(text[text.index("<summary>Solutions"):].split())
+    assert f"results/exercises/{path.name}" in solutions, f"{notebook.name}: cite results/exercises/{path.name}"
+    assert f"{record['epochs']} epochs" in solutions
+    missing = [f"{100 * r['val_acc']:.1f} %" for r in record["rows"]
+               if f"{100 * r['val_acc']:.1f} %" not in solutions]
+    assert not missing, f"{notebook.name}: the solution does not quote {missing} from {path.name}"
