@@ -1,16 +1,18 @@
 """The training runs that some exercise solutions quote, rerunnable on any machine.
 
-    python scripts/exercise_runs.py googlenet-9 googlenet-10 densenet-8     # or: all (default)
+    python scripts/exercise_runs.py googlenet-9 densenet-8     # or: all (the default)
 
 Each run trains variants of a chapter's `cpu`-profile network with that chapter's settings, on the
 training split, and compares them on the **validation** split with the chapter's own run (its record in
-``results/<chapter>.json``: same settings, same split; the test set is not used). Networks come from the
-chapters' own code (``chapter_code``); each variant starts from seed 0 and trains in the precision the
-chapter's record used, so it differs from the chapter's run only in what the exercise changes.
+``results/<chapter>.json``: same settings, same split; the test set is not used), or, for the exercises
+set on a subset, with each other over three seeds. Networks come from the chapters' own code
+(``chapter_code``); each variant starts from seed 0 (and 1, 2 on a subset) and trains in the precision
+the chapter's record used, so it differs from the chapter's run only in what the exercise changes.
 
 Writes ``results/exercises/<run>.json`` and prints a Markdown table per run; the solutions cite the file.
-Times on this repository's 2-core CPU: googlenet-9 about 10 minutes, googlenet-10 4, densenet-8 2,
-resnet-8-9 6. Seconds per epoch are one run's, on whatever else the machine was doing.
+Times on this repository's 2-core CPU: training-4-5-6 about 2 minutes, lenet-7-8 1, alexnet-7 and
+alexnet-8 1 each, googlenet-9 10, googlenet-10 4, densenet-8 2, resnet-8-9 6. Seconds per epoch are
+one run's, on whatever else the machine was doing.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 import cnnbook  # noqa: E402
 from cnnbook.book import chapter_code  # noqa: E402
 from cnnbook.profiles import seed_everything  # noqa: E402
-from cnnbook.results import load_result, write_json_atomically  # noqa: E402
+from cnnbook.results import load_result, plural, write_json_atomically  # noqa: E402
 from cnnbook.train import TrainingDiverged  # noqa: E402
 
 OUT = ROOT / "results" / "exercises"
@@ -86,61 +88,146 @@ def resnet_8_9(code, S):
              lambda: code.resnet(1, 10, **{**S.model, "block": "bottleneck", "widths": narrow}), S)]
 
 
-RUNS = {  # name: (chapter key, notebook, variants)
-    "googlenet-9": ("googlenet", "07_googlenet.ipynb", googlenet_9),
-    "googlenet-10": ("googlenet", "07_googlenet.ipynb", googlenet_10),
-    "densenet-8": ("densenet", "10_densenet.ipynb", densenet_8),
-    "resnet-8-9": ("resnet", "09_resnet.ipynb", resnet_8_9),
+def training_4_5_6(code, S):
+    """Chapter 2, exercises 4-6: half and double the width; AdamW; no ReLUs (and average pooling)."""
+    def without_relu(pool=None):
+        net = code.tiny_cnn(S.model["width"])
+        for i, layer in enumerate(net):
+            if isinstance(layer, nn.ReLU):
+                net[i] = nn.Identity()
+            elif pool and isinstance(layer, nn.MaxPool2d):
+                net[i] = pool(2)
+        return net
+
+    width = S.model["width"]
+    return [(f"width {w}", lambda w=w: code.tiny_cnn(w), S) for w in (width // 2, 2 * width)] + [
+        ("AdamW, lr 0.003, weight decay 0.05", lambda: code.tiny_cnn(S.model["width"]),
+         S.replace(optimizer="adamw", lr=0.003, weight_decay=0.05)),
+        ("no ReLUs", without_relu, S),
+        ("no ReLUs, average pooling", lambda: without_relu(nn.AvgPool2d), S)]
+
+
+def lenet_7_8(code, S):
+    """Chapter 3, exercises 7 and 8, on the experiment's subset: the four forms at the experiment's best
+    learning rates (ReLU 0.1, sigmoid 1.0), and the profile's form with doubled widths."""
+    S = S.replace(num_epochs=min(5, S.num_epochs))
+    forms = [("relu", "max", 0.1), ("sigmoid", "avg", 1.0), ("relu", "avg", 0.1), ("sigmoid", "max", 1.0)]
+    wide = {**S.model, "widths": (12, 32), "fc_units": (240, 168)}
+    return [(f"{act}, {pool} pooling, lr {lr}",
+             lambda act=act, pool=pool: code.lenet(1, 10, **{**S.model, "activation": act, "pool": pool}),
+             S.replace(lr=lr)) for act, pool, lr in forms] + [
+        ("relu, max pooling, widths doubled, lr 0.1", lambda: code.lenet(1, 10, **wide), S.replace(lr=0.1))]
+
+
+def alexnet_7(code, S):
+    """Chapter 4, exercise 7: one epoch on 6,000 images with plain SGD at two rates, and AdamW."""
+    def net():
+        return code.alexnet(1, 10, image_size=S.resize or 28, **S.model)
+
+    one = S.replace(num_epochs=1)
+    return [(f"SGD, lr {lr}", net, one.replace(optimizer="sgd", lr=lr, weight_decay=5e-4))
+            for lr in (0.01, 0.05)] + [
+        (f"AdamW (the profile's), lr {S.lr}", net, one)]
+
+
+def alexnet_8(code, S):
+    """Chapter 4, exercise 8: the dropout experiment with the profile's weight decay, 20 epochs on 2,000
+    images; both networks start from the same weights (seed 0)."""
+    return [(f"dropout {p}", lambda p=p: code.alexnet(1, 10, image_size=S.resize or 28,
+                                                     **{**S.model, "dropout": p}), S.replace(num_epochs=20))
+            for p in (0.5, 0.0)]
+
+
+# name: (chapter key, notebook, variants, subset). Without a subset the variants train on the whole
+# training split and are compared with the chapter's record; with one, among themselves, each with
+# several seeds (on a small subset one run's luck moves the accuracy by several points).
+RUNS = {
+    "training-4-5-6": ("training", "02_training_a_cnn.ipynb", training_4_5_6, None),
+    "lenet-7-8": ("lenet", "03_lenet.ipynb", lenet_7_8, dict(train_subset=12_000, val_subset=2_000, seeds=3)),
+    "alexnet-7": ("alexnet", "04_alexnet.ipynb", alexnet_7, dict(train_subset=6_000, val_subset=2_000, seeds=3)),
+    "alexnet-8": ("alexnet", "04_alexnet.ipynb", alexnet_8, dict(train_subset=2_000, val_subset=2_000, seeds=3)),
+    "googlenet-9": ("googlenet", "07_googlenet.ipynb", googlenet_9, None),
+    "googlenet-10": ("googlenet", "07_googlenet.ipynb", googlenet_10, None),
+    "densenet-8": ("densenet", "10_densenet.ipynb", densenet_8, None),
+    "resnet-8-9": ("resnet", "09_resnet.ipynb", resnet_8_9, None),
 }
 
 
+def summarise(label: str, settings, results: list) -> dict:
+    """One row: the variant's runs (one per seed) averaged; ``val_accs`` keeps each seed's figure."""
+    first = results[0]
+
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return sum(values) / len(values) if values else None
+
+    statuses = {r.status for r in results}
+    status = ("interrupted" if "interrupted" in statuses else "finished" if statuses == {"finished"}
+              else f"diverged ({sum(r.status == 'diverged' for r in results)} of {len(results)} seeds)")
+    return dict(variant=label, parameters=first.parameters, macs=first.macs, lr=settings.lr,
+                val_acc_epoch1=mean(r.history[0]["val_acc"] if r.history else None for r in results),
+                val_acc=mean(r.val_acc for r in results), val_accs=[r.val_acc for r in results],
+                train_acc=mean(r.train_acc for r in results), train_loss=mean(r.train_loss for r in results),
+                precision=first.precision, status=status,
+                epoch_s=mean(r.wall_time_s / r.num_epochs for r in results if r.num_epochs))
+
+
 def run(name: str) -> dict:
-    chapter, notebook, variants = RUNS[name]
+    chapter, notebook, variants, subset = RUNS[name]
     reference = load_result(chapter)
     if reference is None or reference.val_acc is None:
         raise SystemExit(f"{name}: no finished record results/{chapter}.json to compare with: run the "
                          f"chapter first (make execute CHAPTERS=chapters/{notebook}).")
     S = cnnbook.settings(chapter, "cpu")
     code = chapter_code(ROOT / "chapters" / notebook)
-    data = cnnbook.load_fashion_mnist(settings=S)
-    rows = [dict(variant=f"the chapter's network ({reference.architecture}, its record)",
-                 parameters=reference.parameters, macs=reference.macs, lr=reference.settings.get("lr"),
-                 val_acc_epoch1=reference.history[0].get("val_acc") if reference.history else None,
-                 val_acc=reference.val_acc, train_loss=reference.train_loss, precision=reference.precision,
-                 epoch_s=reference.wall_time_s / reference.num_epochs)]
+    data = (cnnbook.load_fashion_mnist(train_subset=subset["train_subset"], val_subset=subset["val_subset"])
+            if subset else cnnbook.load_fashion_mnist(settings=S))
+    rows = [] if subset else [dict(
+        variant=f"the chapter's network ({reference.architecture}, its record)",
+        parameters=reference.parameters, macs=reference.macs, lr=reference.settings.get("lr"),
+        val_acc_epoch1=reference.history[0].get("val_acc") if reference.history else None,
+        val_acc=reference.val_acc, train_acc=reference.train_acc, train_loss=reference.train_loss,
+        precision=reference.precision, epoch_s=reference.wall_time_s / reference.num_epochs)]
+    epochs, seeds = set(), range(subset.get("seeds", 1) if subset else 1)
     for label, build, settings in variants(code, S):
-        seed_everything(0)
-        try:
-            result = cnnbook.train(build(), data, settings, architecture=label, verbose=False,
-                                   precision=reference.precision)
-        except TrainingDiverged as err:  # a learning rate too large is an answer too
-            result = err.result
-        rows.append(dict(variant=label, parameters=result.parameters, macs=result.macs, lr=settings.lr,
-                         val_acc_epoch1=result.history[0]["val_acc"] if result.history else None,
-                         val_acc=result.val_acc,
-                         train_loss=result.train_loss, precision=result.precision, status=result.status,
-                         epoch_s=result.wall_time_s / result.num_epochs))
-        print(f"  {label}: {result.status}, validation {result.val_acc}", flush=True)
-    return dict(run=name, chapter=chapter, epochs=S.num_epochs, validation_images=len(data.val_labels),
-                device=result.device_name,
+        results = []
+        for seed in seeds:
+            seed_everything(seed)
+            try:
+                results.append(cnnbook.train(build(), data, settings, architecture=label, verbose=False,
+                                             precision=reference.precision, seed=seed))
+            except TrainingDiverged as err:  # a learning rate too large is an answer too
+                results.append(err.result)
+        rows.append(summarise(label, settings, results))
+        epochs.add(settings.num_epochs)
+        print(f"  {label}: {rows[-1]['status']}, validation {rows[-1]['val_acc']}", flush=True)
+    return dict(run=name, chapter=chapter, epochs=max(epochs), training_images=len(data.train_labels),
+                validation_images=len(data.val_labels), seeds=len(seeds),
+                device=results[-1].device_name,
                 created=datetime.now(timezone.utc).isoformat(timespec="seconds"), rows=rows)
 
 
 def table(record: dict) -> str:
-    lines = [f"**{record['run']}** ({record['epochs']} epochs, {record['validation_images']:,} validation "
-             f"images, {record['device']}, {record['created'][:10]})", "",
+    lines = [f"**{record['run']}** ({plural(record['epochs'], 'epoch')}, {record.get('training_images', 55_000):,} "
+             f"training and {record['validation_images']:,} validation images, {record['device']}, "
+             f"{record['created'][:10]})", "",
              "| variant | parameters | multiply-adds | lr | val. acc. after epoch 1 | val. acc. | "
-             "final training loss | s / epoch |", "|---|--:|--:|--:|--:|--:|--:|--:|"]
+             "train. acc. | final training loss | s / epoch |", "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
     def show(value, fmt, missing="–"):
         return missing if value is None else fmt.format(value)
+
+    def spread(values):  # several seeds: their range
+        values = [v for v in values or [] if v is not None]
+        return f" ({100 * min(values):.1f}–{100 * max(values):.1f})" if len(values) > 1 else ""
 
     for r in record["rows"]:
         status = r.get("status", "–")
         lines.append(" | ".join([
             f"| {r['variant']}", f"{r['parameters']:,}", f"{r['macs']:,}", str(r["lr"]),
             show(r["val_acc_epoch1"] and 100 * r["val_acc_epoch1"], "{:.1f} %", status),
-            show(r["val_acc"] and 100 * r["val_acc"], "{:.1f} %", status),
-            show(r["train_loss"], "{:.3f}"), show(r.get("epoch_s"), "{:.0f}")]) + " |")
+            show(r["val_acc"] and 100 * r["val_acc"], "{:.1f} %", status) + spread(r.get("val_accs")),
+            show(r.get("train_acc") and 100 * r["train_acc"], "{:.1f} %"),
+            show(r["train_loss"], "{:.3f}"), show(r.get("epoch_s"), "{:.1f}")]) + " |")
     return "\n".join(lines)
 
 

@@ -355,7 +355,7 @@ def test_exercise_runs_build_the_networks_their_records_describe():
     spec = importlib.util.spec_from_file_location("exercise_runs", root / "scripts" / "exercise_runs.py")
     runs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(runs)
-    for name, (chapter, notebook, variants) in runs.RUNS.items():
+    for name, (chapter, notebook, variants, _) in runs.RUNS.items():
         path = root / "results" / "exercises" / f"{name}.json"
         assert path.is_file(), f"no record for {name}: python scripts/exercise_runs.py {name}"
         recorded = {row["variant"]: row["parameters"] for row in json.loads(path.read_text())["rows"]}
