@@ -132,7 +132,7 @@ def alexnet_7(code, S):
 
 def alexnet_8(code, S):
     """Chapter 4, exercise 8: the dropout experiment with the profile's weight decay, 20 epochs on 2,000
-    images; both networks start from the same weights (seed 0)."""
+    images; for each seed, both networks start from the same weights."""
     return [(f"dropout {p}", lambda p=p: code.alexnet(1, 10, image_size=S.resize or 28,
                                                      **{**S.model, "dropout": p}), S.replace(num_epochs=20))
             for p in (0.5, 0.0)]
