@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from .data import CLASSES
-from .results import Result, load_result, plural
+from .results import Result, load_result, plural, standard_error
 
 
 class Markdown:
@@ -120,7 +120,8 @@ def describe_mistakes(result: Result, previous: str | None = None, classes=CLASS
 def _compare(result: Result, previous: str, classes) -> str:
     """The change in test accuracy since another chapter's record, overall and per class, each judged
     against its noise: twice the standard error of a difference of two accuracies (a class has about
-    1,000 test images, so a per-class change needs about 2.5-3 points to stand out)."""
+    1,000 test images, so a per-class change needs 1 to 4 points, by the class's accuracy, to stand out).
+    ``result`` has a confusion matrix (``describe_mistakes`` checks)."""
     other = load_result(previous)
     if other is None or not other.per_class_acc or other.test_acc is None:
         return f"(No finished record of the `{previous}` chapter with per-class accuracies to compare with.)"
@@ -130,11 +131,10 @@ def _compare(result: Result, previous: str, classes) -> str:
                else "more than twice the combined standard error")
     sentence = (f"Compared with {other.architecture} (its chapter's record), the test accuracy changes by "
                 f"{overall:+.2f} points, {verdict}")
-    counts = [sum(row) for row in _confusion(result) or []] or [None] * len(classes)
-    changes = []  # (class, change in points, twice its standard error in points)
-    for c, (a, b) in enumerate(zip(result.per_class_acc, other.per_class_acc)):
-        n = counts[c] or 1000
-        changes.append((c, 100 * (a - b), 200 * math.sqrt((a * (1 - a) + b * (1 - b)) / n)))
+    counts = [sum(row) for row in _confusion(result)]  # test images per class
+    # (class, change in points, twice its standard error in points)
+    changes = [(c, 100 * (a - b), 200 * math.hypot(standard_error(a, n), standard_error(b, n)))
+               for c, (a, b, n) in enumerate(zip(result.per_class_acc, other.per_class_acc, counts))]
     real = sorted((ch for ch in changes if abs(ch[1]) >= ch[2]), key=lambda ch: -ch[1])
     gains = [f"{classes[c]} {d:+.1f}" for c, d, _ in real if d > 0]
     losses = [f"{classes[c]} {d:+.1f}" for c, d, _ in reversed(real) if d < 0]

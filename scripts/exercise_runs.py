@@ -90,8 +90,10 @@ def resnet_8_9(code, S):
 
 def training_4_5_6(code, S):
     """Chapter 2, exercises 4-6: half and double the width; AdamW; no ReLUs (and average pooling)."""
+    width = S.model["width"]
+
     def without_relu(pool=None):
-        net = code.tiny_cnn(S.model["width"])
+        net = code.tiny_cnn(width)
         for i, layer in enumerate(net):
             if isinstance(layer, nn.ReLU):
                 net[i] = nn.Identity()
@@ -99,9 +101,8 @@ def training_4_5_6(code, S):
                 net[i] = pool(2)
         return net
 
-    width = S.model["width"]
     return [(f"width {w}", lambda w=w: code.tiny_cnn(w), S) for w in (width // 2, 2 * width)] + [
-        ("AdamW, lr 0.003, weight decay 0.05", lambda: code.tiny_cnn(S.model["width"]),
+        ("AdamW, lr 0.003, weight decay 0.05", lambda: code.tiny_cnn(width),
          S.replace(optimizer="adamw", lr=0.003, weight_decay=0.05)),
         ("no ReLUs", without_relu, S),
         ("no ReLUs, average pooling", lambda: without_relu(nn.AvgPool2d), S)]
@@ -153,7 +154,7 @@ RUNS = {
 }
 
 
-def summarise(label: str, settings, results: list) -> dict:
+def summarise(label: str, lr: float, results: list) -> dict:
     """One row: the variant's runs (one per seed) averaged; ``val_accs`` keeps each seed's figure."""
     first = results[0]
 
@@ -164,8 +165,8 @@ def summarise(label: str, settings, results: list) -> dict:
     statuses = {r.status for r in results}
     status = ("interrupted" if "interrupted" in statuses else "finished" if statuses == {"finished"}
               else f"diverged ({sum(r.status == 'diverged' for r in results)} of {len(results)} seeds)")
-    return dict(variant=label, parameters=first.parameters, macs=first.macs, lr=settings.lr,
-                val_acc_epoch1=mean(r.history[0]["val_acc"] if r.history else None for r in results),
+    return dict(variant=label, parameters=first.parameters, macs=first.macs, lr=lr,
+                val_acc_epoch1=mean(r.history[0].get("val_acc") if r.history else None for r in results),
                 val_acc=mean(r.val_acc for r in results), val_accs=[r.val_acc for r in results],
                 train_acc=mean(r.train_acc for r in results), train_loss=mean(r.train_loss for r in results),
                 precision=first.precision, status=status,
@@ -182,12 +183,8 @@ def run(name: str) -> dict:
     code = chapter_code(ROOT / "chapters" / notebook)
     data = (cnnbook.load_fashion_mnist(train_subset=subset["train_subset"], val_subset=subset["val_subset"])
             if subset else cnnbook.load_fashion_mnist(settings=S))
-    rows = [] if subset else [dict(
-        variant=f"the chapter's network ({reference.architecture}, its record)",
-        parameters=reference.parameters, macs=reference.macs, lr=reference.settings.get("lr"),
-        val_acc_epoch1=reference.history[0].get("val_acc") if reference.history else None,
-        val_acc=reference.val_acc, train_acc=reference.train_acc, train_loss=reference.train_loss,
-        precision=reference.precision, epoch_s=reference.wall_time_s / reference.num_epochs)]
+    rows = [] if subset else [summarise(f"the chapter's network ({reference.architecture}, its record)",
+                                        reference.settings.get("lr"), [reference])]
     epochs, seeds = set(), range(subset.get("seeds", 1) if subset else 1)
     for label, build, settings in variants(code, S):
         results = []
@@ -198,7 +195,7 @@ def run(name: str) -> dict:
                                              precision=reference.precision, seed=seed))
             except TrainingDiverged as err:  # a learning rate too large is an answer too
                 results.append(err.result)
-        rows.append(summarise(label, settings, results))
+        rows.append(summarise(label, settings.lr, results))
         epochs.add(settings.num_epochs)
         print(f"  {label}: {rows[-1]['status']}, validation {rows[-1]['val_acc']}", flush=True)
     return dict(run=name, chapter=chapter, epochs=max(epochs), training_images=len(data.train_labels),
@@ -240,7 +237,7 @@ def main(argv=None) -> None:
         print(f"{name} ...", flush=True)
         record = run(name)
         unfinished = [r["variant"] for r in record["rows"] if r.get("status") == "interrupted"]
-        if unfinished:  # an interrupted or diverged run never replaces a finished record
+        if unfinished:  # an interrupted run never replaces a finished record (a diverged one is an answer)
             print(f"{name}: not written ({', '.join(unfinished)} did not finish); "
                   f"results/exercises/{name}.json is unchanged.", flush=True)
             continue
