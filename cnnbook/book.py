@@ -200,8 +200,7 @@ def record_chapter_time(path: Path, duration: float, device: str) -> None:
     from .results import write_json_atomically
 
     times = chapter_times()
-    chapter = next((key for key, (notebook, _) in NETWORKS.items() if notebook == path.name), None)
-    times[path.name] = dict(chapter=chapter, cpu_s=round(duration, 1), device=device)
+    times[path.name] = dict(chapter=chapter_key(path), cpu_s=round(duration, 1), device=device)
     write_json_atomically(Path(CHAPTER_TIMES), dict(sorted(times.items())))
 
 
@@ -300,6 +299,12 @@ NETWORKS = {
     "resnet": ("09_resnet.ipynb", lambda code, S: code.resnet(in_channels=1, num_classes=10, **S.model)),
     "densenet": ("10_densenet.ipynb", lambda code, S: code.densenet(in_channels=1, num_classes=10, **S.model)),
 }
+
+
+def chapter_key(path: str | os.PathLike) -> str | None:
+    """The results key of the chapter a notebook is ("09_resnet.ipynb" -> "resnet"); None for a chapter
+    that trains no network of its own."""
+    return next((key for key, (notebook, _) in NETWORKS.items() if notebook == Path(path).name), None)
 
 
 def chapters_dir() -> Path:

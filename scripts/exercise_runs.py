@@ -1,4 +1,4 @@
-"""The training runs that some exercise solutions quote, rerunnable on any machine.
+"""The training runs that some exercise solutions and profile choices quote, rerunnable on any machine.
 
     python scripts/exercise_runs.py googlenet-9 densenet-8     # or: all (the default)
 
@@ -8,23 +8,38 @@ training split, and compares them on the **validation** split with the chapter's
 set on a subset, with each other over three seeds. Networks come from the chapters' own code
 (``chapter_code``); each variant starts from seed 0 (and 1, 2 on a subset) and trains in the precision
 the chapter's record used, so it differs from the chapter's run only in what the exercise changes.
+One run trains nothing: densenet-9 measures the memory and time of a training step with and without
+the checkpointing that DenseNet's solution 9 shows (its own code, read from the chapter).
 
-Writes ``results/exercises/<run>.json`` and prints a Markdown table per run; the solutions cite the file.
-Times on this repository's 2-core CPU: training-4-5-6 about 2 minutes, lenet-7-8 1, alexnet-7 and
-alexnet-8 1 each, googlenet-9 10, googlenet-10 4, densenet-8 2, resnet-8-9 6. Seconds per epoch are
-one run's, on whatever else the machine was doing.
+Writes ``results/exercises/<run>.json`` and prints a Markdown table per run; the solutions (or, for
+googlenet-dropout, the chapter's text) cite the file. Times on this repository's 2-core CPU:
+training-4-5-6 about 2 minutes, lenet-7-8 1, alexnet-7 and alexnet-8 1 each, googlenet-9 10,
+googlenet-10 4, googlenet-dropout 6, densenet-8 2, resnet-8-9 6, densenet-9 1. Seconds per epoch are one run's,
+on whatever else the machine was doing.
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # before torch: no profiler error about a missing GPU
+
 import argparse
 import ast
+import copy
+import functools
 import json
+import re
+import statistics
 import sys
+import textwrap
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
+import torch
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -33,7 +48,7 @@ import cnnbook  # noqa: E402
 from cnnbook.book import chapter_code  # noqa: E402
 from cnnbook.profiles import seed_everything  # noqa: E402
 from cnnbook.results import load_result, plural, write_json_atomically  # noqa: E402
-from cnnbook.train import TrainingDiverged  # noqa: E402
+from cnnbook.train import TrainingDiverged, device_name  # noqa: E402
 
 OUT = ROOT / "results" / "exercises"
 
@@ -73,6 +88,13 @@ def googlenet_10(code, S):
         return net
 
     return [("3x3 convolutions instead of Inception blocks", plain_3x3, S)]
+
+
+def googlenet_dropout(code, S):
+    """The chapter's profile choice (not an exercise): dropout before the linear layer, 20 % and the
+    paper's 40 %, against the profile's none."""
+    return [(f"dropout {p}", lambda p=p: code.googlenet(1, 10, **{**S.model, "dropout": p}), S)
+            for p in (0.2, 0.4)]
 
 
 def densenet_8(code, S):
@@ -141,7 +163,8 @@ def alexnet_8(code, S):
 
 # name: (chapter key, notebook, variants, subset). Without a subset the variants train on the whole
 # training split and are compared with the chapter's record; with one, among themselves, each with
-# several seeds (on a small subset one run's luck moves the accuracy by several points).
+# several seeds (on a small subset one run's luck moves the accuracy by several points). A run named
+# after an exercise is quoted in that chapter's solutions, those in QUOTED_IN_TEXT in the chapter's text.
 RUNS = {
     "training-4-5-6": ("training", "02_training_a_cnn.ipynb", training_4_5_6, None),
     "lenet-7-8": ("lenet", "03_lenet.ipynb", lenet_7_8, dict(train_subset=12_000, val_subset=2_000, seeds=3)),
@@ -149,9 +172,96 @@ RUNS = {
     "alexnet-8": ("alexnet", "04_alexnet.ipynb", alexnet_8, dict(train_subset=2_000, val_subset=2_000, seeds=3)),
     "googlenet-9": ("googlenet", "07_googlenet.ipynb", googlenet_9, None),
     "googlenet-10": ("googlenet", "07_googlenet.ipynb", googlenet_10, None),
+    "googlenet-dropout": ("googlenet", "07_googlenet.ipynb", googlenet_dropout, None),
     "densenet-8": ("densenet", "10_densenet.ipynb", densenet_8, None),
     "resnet-8-9": ("resnet", "09_resnet.ipynb", resnet_8_9, None),
 }
+QUOTED_IN_TEXT = {"googlenet-dropout"}  # the profile's choice, explained where the profile is
+
+
+def solution_code(notebook: str, number: int) -> str:
+    """The Python block that solution ``number`` of a chapter shows: the code a solution teaches is the code
+    this script measures, not a copy of it."""
+    cells = nbformat.read(ROOT / "chapters" / notebook, as_version=4).cells
+    text = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    solutions = text[text.index("<summary>Solutions"):]
+    item = re.search(rf"^{number}\. (.*?)(?=^\d+\. |</details>)", solutions, re.S | re.M)
+    block = item and re.search(r"```python\n(.*?)\n *```", item.group(1), re.S)
+    if not block:
+        raise LookupError(f"{notebook}: solution {number} shows no Python code block")
+    return textwrap.dedent(block.group(1))
+
+
+def memory_kept(net: nn.Module, X: torch.Tensor) -> int:
+    """Bytes that net(X) leaves allocated in training mode: what autograd keeps for the backward pass, plus
+    the small output, as PyTorch's profiler counts the allocations."""
+    net.train()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        out = net(X)
+    del out
+    return prof.key_averages().total_average().self_cpu_memory_usage
+
+
+def pass_times(net: nn.Module, X: torch.Tensor, passes: int) -> list[float]:
+    """Seconds of each of ``passes`` forward and backward passes (cross-entropy loss), after one warm-up."""
+    y, times = torch.zeros(len(X), dtype=torch.long), []
+    for i in range(passes + 1):
+        start = time.perf_counter()
+        nn.functional.cross_entropy(net(X), y).backward()
+        if i:
+            times.append(time.perf_counter() - start)
+        net.zero_grad(set_to_none=True)
+    return times
+
+
+def gradient_difference(a: nn.Module, b: nn.Module, X: torch.Tensor) -> float:
+    """The largest difference between the gradients of two networks' losses on X."""
+    y = torch.zeros(len(X), dtype=torch.long)
+    for net in (a, b):
+        net.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(net(X), y).backward()
+    return max((p.grad - q.grad).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+
+
+def densenet_9() -> dict:
+    """Chapter 10, exercise 9: activation memory and time of a training step with and without
+    checkpointing each dense layer's first half, for the chapter's network and for DenseNet-121; the
+    checkpointed forward is the solution's own code. In float32, on random images (neither memory nor time
+    depends on what the images show)."""
+    code = chapter_code(ROOT / "chapters" / "10_densenet.ipynb")
+    namespace = {"torch": torch, "nn": nn, "DenseBlock": code.DenseBlock}
+    exec(compile(solution_code("10_densenet.ipynb", 9), "10_densenet.ipynb, solution 9", "exec"), namespace)
+    S = cnnbook.settings("densenet", "cpu")
+    rows = []
+    for network, build, shape, rounds, passes in [
+            (f"the chapter's network (cpu profile), {S.model['block_config']} layers",
+             lambda: code.densenet(1, 10, **S.model), (64, 1, 28, 28), 10, 5),
+            ("DenseNet-121, 224 x 224 colour images", code.densenet, (4, 3, 224, 224), 12, 1)]:
+        torch.manual_seed(0)
+        nets = {"plain": build()}
+        nets["checkpointed"] = namespace["use_checkpointing"](copy.deepcopy(nets["plain"]))
+        X = torch.randn(shape)
+        kept = {name: memory_kept(net, X) for name, net in nets.items()}
+        difference = gradient_difference(*nets.values(), X)  # recomputing must not change the gradients
+        times = {name: [] for name in nets}
+        for _ in range(rounds):  # alternate the two, so that the machine's drift hits both alike
+            for name, net in nets.items():
+                times[name] += pass_times(net, X, passes)
+        for name in nets:
+            rows.append(dict(network=network, checkpointing=name == "checkpointed", images=shape[0],
+                             side=shape[-1], bytes_per_image=kept[name] / shape[0],
+                             step_s=statistics.median(times[name]), passes=len(times[name]),
+                             max_gradient_difference=difference))
+            print(f"  {network}, {name}: {kib_or_mib(rows[-1]['bytes_per_image'])} per image, "
+                  f"{rows[-1]['step_s']:.3f} s per pass (median of {len(times[name])}); largest gradient "
+                  f"difference {difference:.1e}", flush=True)
+    return dict(run="densenet-9", chapter="densenet", kind="measurement", precision="fp32",
+                device=device_name(torch.device("cpu")),
+                created=datetime.now(timezone.utc).isoformat(timespec="seconds"), rows=rows)
+
+
+# Measurements that train nothing: name -> function returning the record.
+MEASUREMENTS = {"densenet-9": densenet_9}
 
 
 def summarise(label: str, lr: float, results: list) -> dict:
@@ -228,13 +338,33 @@ def table(record: dict) -> str:
     return "\n".join(lines)
 
 
+def measurement_table(record: dict) -> str:
+    lines = [f"**{record['run']}** ({record['precision']}, {record['device']}, {record['created'][:10]}; time: "
+             "median of the forward and backward passes, the two forms alternated)", "",
+             "| network | checkpointing | images per batch | kept after the forward pass, per image | "
+             "s per forward and backward pass |", "|---|---|--:|--:|--:|"]
+    for r in record["rows"]:
+        lines.append(f"| {r['network']} | {'yes' if r['checkpointing'] else 'no'} | {r['images']} | "
+                     f"{kib_or_mib(r['bytes_per_image'])} | {r['step_s']:.3f} |")
+    return "\n".join(lines)
+
+
+def kib_or_mib(n: float) -> str:
+    """A size as the solutions write it: 673 KiB, 125 MiB."""
+    return f"{n / 2 ** 20:,.0f} MiB" if n >= 10 * 2 ** 20 else f"{n / 2 ** 10:,.0f} KiB"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="*", choices=[*RUNS, "all"], default=["all"])
-    names = list(RUNS) if "all" in (args := parser.parse_args(argv)).runs else args.runs
+    parser.add_argument("runs", nargs="*", choices=[*RUNS, *MEASUREMENTS, "all"], default=["all"])
+    names = [*RUNS, *MEASUREMENTS] if "all" in (args := parser.parse_args(argv)).runs else args.runs
     OUT.mkdir(parents=True, exist_ok=True)
     for name in names:
         print(f"{name} ...", flush=True)
+        if name in MEASUREMENTS:  # an interrupted measurement raises before anything is written
+            write_json_atomically(OUT / f"{name}.json", record := MEASUREMENTS[name]())
+            print(measurement_table(record), "\n", flush=True)
+            continue
         record = run(name)
         unfinished = [r["variant"] for r in record["rows"] if r.get("status") == "interrupted"]
         if unfinished:  # an interrupted run never replaces a finished record (a diverged one is an answer)

@@ -84,3 +84,15 @@ def assert_same_layers(net: torch.nn.Module, reference: torch.nn.Module) -> None
     """The same parameter count as ``reference`` and the same layers in the same order (shapes one by one)."""
     assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in reference.parameters())
     assert [p.shape for p in net.parameters()] == [p.shape for p in reference.parameters()]
+
+
+@pytest.fixture(scope="session")
+def exercise_runs():
+    """scripts/exercise_runs.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "exercise_runs.py"
+    spec = importlib.util.spec_from_file_location("exercise_runs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -342,19 +342,15 @@ def test_a_module_that_changes_its_input_in_place_does_not_fool_the_checks():
     assert concatenates_its_input(ZeroesItsInput(), (1, 2, 3, 3))
 
 
-def test_exercise_runs_build_the_networks_their_records_describe():
+def test_exercise_runs_build_the_networks_their_records_describe(exercise_runs):
     """scripts/exercise_runs.py builds each variant from the chapters' code; its committed records must
     describe those networks (parameter counts), so that a solution quoting them quotes this code."""
-    import importlib.util
     import json
 
     import cnnbook
     from cnnbook.book import chapter_code
 
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("exercise_runs", root / "scripts" / "exercise_runs.py")
-    runs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(runs)
+    root, runs = Path(__file__).resolve().parents[1], exercise_runs
     for name, (chapter, notebook, variants, _) in runs.RUNS.items():
         path = root / "results" / "exercises" / f"{name}.json"
         assert path.is_file(), f"no record for {name}: python scripts/exercise_runs.py {name}"
@@ -362,3 +358,25 @@ def test_exercise_runs_build_the_networks_their_records_describe():
         S = cnnbook.settings(chapter, "cpu")
         for label, build, _ in variants(chapter_code(root / "chapters" / notebook), S):
             assert recorded[label] == cnnbook.count_params(build()), f"{name}: {label}"
+
+
+def test_densenet_solution_9_checkpoints_without_changing_the_gradients(exercise_runs):
+    """The checkpointed forward that DenseNet's solution 9 shows (and scripts/exercise_runs.py measures)
+    gives the same gradients and keeps less memory after the forward pass, on a small DenseNet."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    from cnnbook.book import chapter_code
+
+    root, runs = Path(__file__).resolve().parents[1], exercise_runs
+    code = chapter_code(root / "chapters" / "10_densenet.ipynb")
+    namespace = {"torch": torch, "nn": nn, "DenseBlock": code.DenseBlock}
+    exec(runs.solution_code("10_densenet.ipynb", 9), namespace)  # noqa: S102 - our own notebook
+    torch.manual_seed(0)
+    plain = code.densenet(1, 10, growth_rate=8, block_config=(2, 3), num_init_features=16, stem="3x3+pool")
+    checkpointed = namespace["use_checkpointing"](copy.deepcopy(plain))
+    X = torch.randn(8, 1, 28, 28)
+    assert runs.gradient_difference(plain, checkpointed, X) == 0.0
+    assert runs.memory_kept(checkpointed, X) < 0.9 * runs.memory_kept(plain, X)

@@ -235,7 +235,7 @@ def test_mistakes_text_is_what_the_package_writes_from_the_records(path):
     import cnnbook
     from cnnbook.results import load_result
 
-    chapter = next((key for key, (notebook, _) in book.NETWORKS.items() if notebook == path.name), None)
+    chapter = book.chapter_key(path)
     for cell in nbformat.read(path, as_version=4).cells:
         found = re.fullmatch(r'cnnbook\.describe_mistakes\(result, previous="(\w+)"\)', cell.source.strip())
         if cell.cell_type == "code" and found:
@@ -249,17 +249,29 @@ EXERCISE_RUNS = sorted((ROOT / "results" / "exercises").glob("*.json"))
 
 
 @pytest.mark.parametrize("path", EXERCISE_RUNS, ids=[p.stem for p in EXERCISE_RUNS])
-def test_solutions_quote_their_exercise_runs(path):
-    """A solution that quotes training runs cites the record of scripts/exercise_runs.py and its figures:
-    DenseNet's once said '4 epochs' of a 5-epoch profile, and GoogLeNet's quoted single GPU runs' test
-    accuracies that no output in the book showed."""
+def test_solutions_quote_their_exercise_runs(path, exercise_runs):
+    """A solution (or, for a profile's choice, the chapter's text) that quotes training runs or measurements
+    cites the record of scripts/exercise_runs.py and its figures: DenseNet's once said '4 epochs' of a
+    5-epoch profile, and GoogLeNet's quoted single GPU runs' test accuracies that no output in the book
+    showed."""
     import json
 
+    script = exercise_runs
     record = json.loads(path.read_text())
     notebook = ROOT / "chapters" / book.NETWORKS[record["chapter"]][0]
     text = " ".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "markdown")
-    solutions = " ".join(text[text.index("<summary>Solutions"):].split())
+    if path.stem not in script.QUOTED_IN_TEXT:
+        text = text[text.index("<summary>Solutions"):]
+    solutions = " ".join(text.split())
     assert f"results/exercises/{path.name}" in solutions, f"{notebook.name}: cite results/exercises/{path.name}"
+    if record.get("kind") == "measurement":  # pairs of rows: without, then with the exercise's change
+        pairs = list(zip(record["rows"][::2], record["rows"][1::2]))
+        missing = [figure for a, b in pairs for figure in (
+            script.kib_or_mib(a["bytes_per_image"]), script.kib_or_mib(b["bytes_per_image"]),
+            f"({b['bytes_per_image'] / a['bytes_per_image']:.2f}×)", f"{b['step_s'] / a['step_s']:.2f} times")
+            if figure not in solutions]
+        assert not missing, f"{notebook.name}: the solution does not quote {missing} from {path.name}"
+        return
     assert (f"{record['epochs']} epochs" if record["epochs"] > 1 else "one epoch") in solutions
     if not record.get("training_images", 55_000) < 55_000:  # compared with the chapter's record: still it?
         from cnnbook.results import load_result
