@@ -9,10 +9,10 @@ SGD step) on one batch already on the device. Both trainers get the same network
 (d2l's Xavier-uniform), optimiser (plain SGD), learning rate, batch size and epochs.
 
 Definitions, the same for both trainers:
-  examples/s  = training examples / training wall time, data loading included, per-epoch test
+  images/s    = training images / training wall time, data loading included, per-epoch test
                 evaluation excluded (it is timed separately and reported in the wall time per epoch)
   epoch (s)   = the whole run's wall time / epochs (training + data loading + test evaluation)
-  ceiling     = examples/s of the model-only step in the fastest memory layout on the device, in float32
+  ceiling     = images/s of the model-only step in the fastest memory layout on the device, in float32
                 and in each other precision cnnbook trained in (bfloat16 autocast); a trainer is compared
                 with the ceiling in its own precision
 
@@ -194,7 +194,7 @@ def machine(device: torch.device) -> dict:
 
 
 def median_run(runs: list[dict]) -> dict:
-    """The run with the median examples/s (its other figures come with it), plus every repeat's speed."""
+    """The run with the median images/s (its other figures come with it), plus every repeat's speed."""
     ordered = sorted(runs, key=lambda r: r["examples_per_s"])
     mid = dict(ordered[(len(ordered) - 1) // 2])
     mid["repeats"] = [round(r["examples_per_s"], 1) for r in runs]
@@ -278,13 +278,13 @@ def main(argv: list[str] | None = None) -> int:
             for who, run in (("d2l", run_d2l), ("cnnbook", run_cnnbook)):  # A B A B ...
                 r = run(make_net, recipe, device)
                 runs[who].append(r)
-                print(f"  {name} · {who} · repeat {i + 1}: {r['examples_per_s']:,.0f} examples/s, "
+                print(f"  {name} · {who} · repeat {i + 1}: {r['examples_per_s']:,.0f} images/s, "
                       f"{r['epoch_s']:.1f} s/epoch, test accuracy {r['test_acc']:.4f}", flush=True)
         precisions = ["fp32"] + sorted({r.get("precision", "fp32") for r in runs["cnnbook"]} - {"fp32"})
         ceilings = {}
         for precision in precisions:
             ceilings[precision] = ceiling(make_net, recipe, device, precision)
-            print(f"  {name} · ceiling ({precision}): {ceilings[precision]['examples_per_s']:,.0f} examples/s",
+            print(f"  {name} · ceiling ({precision}): {ceilings[precision]['examples_per_s']:,.0f} images/s",
                   flush=True)
         record["benchmarks"].append(dict(name=name, recipe=recipe, ceilings=ceilings,
                                          d2l=median_run(runs["d2l"]), cnnbook=median_run(runs["cnnbook"])))

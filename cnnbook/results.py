@@ -65,7 +65,7 @@ class Result:
             acc = "no accuracy"
         return (
             f"{self.architecture}: {acc} after {plural(self.num_epochs, 'epoch')} · "
-            f"{self.examples_per_s:,.0f} examples/s · {self.precision} · {self.device_name} · "
+            f"{self.examples_per_s:,.0f} images/s · {self.precision} · {self.device_name} · "
             f"{minutes} min {seconds:02d} s" + ("" if self.status == "finished" else f" · {self.status}")
         )
 

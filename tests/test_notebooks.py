@@ -245,6 +245,21 @@ def test_mistakes_text_is_what_the_package_writes_from_the_records(path):
                 "(re-execute the chapter)")
 
 
+@pytest.mark.parametrize("chapter", list(book.NETWORKS))
+def test_training_output_ends_with_the_line_its_record_makes(chapter):
+    """The trainer's last line in a chapter is what its committed record prints (``Result.summary``): the
+    outputs and results/<chapter>.json come from the same run, and the line's wording is the package's
+    (it once said 'examples/s' where every table said 'images/s')."""
+    from cnnbook.results import load_result
+
+    line = load_result(chapter).summary() + "\n"
+    notebook = nbformat.read(ROOT / "chapters" / book.NETWORKS[chapter][0], as_version=4)
+    shown = [o["data"]["text/plain"] for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+             if isinstance(o.get("data", {}).get("text/plain"), str)]
+    assert sum(line in text for text in shown) == 1, (
+        f"no output shows {line.strip()!r}: re-execute the chapter (make execute CHAPTERS=...)")
+
+
 EXERCISE_RUNS = sorted((ROOT / "results" / "exercises").glob("*.json"))
 
 
