@@ -80,3 +80,18 @@ def test_chapter_marks_a_row_from_another_profile(tmp_path, monkeypatch):
     shown = outputs_text(nbformat.read(out, as_version=4))
     assert f"| {values['architecture']} |" in shown and "smoke †" in shown
     assert f"Another profile (not comparable with them): {values['architecture']}" in shown
+
+
+def test_figures_credited_to_a_chapter_are_that_chapters_outputs():
+    """A figure of the papers' table credited to a chapter ("2.8 billion (chapter 10)") is what that
+    chapter prints: the table once said 2.9 where chapter 10 computes 2.8."""
+    import re
+
+    text = " ".join(c.source for c in nbformat.read(CHAPTER, as_version=4).cells if c.cell_type == "markdown")
+    credited = re.findall(r"([\d.,]+) (?:billion|million) \(chapter (\d+)\)", text)
+    assert credited
+    for figure, number in credited:
+        notebook = next((ROOT / "chapters").glob(f"{int(number):02d}_*.ipynb"))
+        shown = outputs_text(nbformat.read(notebook, as_version=4))
+        assert re.search(rf"(?<![\d.]){re.escape(figure)}(?![\d])", shown), (
+            f"{figure} (credited to {notebook.name}) is not among that chapter's outputs")
