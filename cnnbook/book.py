@@ -186,6 +186,11 @@ def execute(path: str | os.PathLike, profile: str, output: str | os.PathLike | N
     if failed is not None:
         target = Path(output) if output else path.with_name(path.stem + ".failed.ipynb")
         nbformat.write(nb, target)
+        # nbclient answers Ctrl-C or SIGTERM by shutting the kernel down, so the cell fails as if the
+        # kernel had died; a stop request must stop the whole run, not only this chapter
+        if getattr(client, "_async_cleanup_kernel_future", None) is not None \
+                and not isinstance(failed, KeyboardInterrupt):
+            raise KeyboardInterrupt("stopped by Ctrl-C or a termination signal") from failed
         raise failed
     nbformat.write(nb, Path(output) if output else path)
     if profile == "cpu" and output is None and path.resolve().parent == chapters_dir().resolve():
@@ -351,6 +356,11 @@ def main(argv: list[str] | None = None) -> int:
             output = args.output or (Path(args.output_dir) / Path(path).name if args.output_dir else None)
             try:
                 print(f"  done in {execute(path, profile, output):.0f} s", flush=True)
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop here, the chapters after it are not run
+                aside = output or Path(path).with_name(Path(path).stem + ".failed.ipynb")
+                print(f"  STOPPED (the notebook is unchanged; the interrupted run is in {aside}); "
+                      "the chapters after it were not run.", flush=True)
+                return 130
             except Exception as err:  # noqa: BLE001 - report every failed chapter, then fail
                 failed += 1
                 last = ANSI.sub("", str(err)).strip().splitlines() or [""]

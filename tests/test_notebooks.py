@@ -127,6 +127,39 @@ def test_error_outputs_are_detected(tmp_path):
     assert "cnnbook" not in nbformat.read(path, as_version=4).metadata
 
 
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+def test_a_stop_request_stops_the_whole_execution(tmp_path, stop):
+    """Ctrl-C (SIGINT) or SIGTERM during `make execute` stops the run: nbclient answers either by shutting
+    the kernel down, which once made the chapter fail like any other and the next chapter start. The
+    notebooks stay unchanged and the interrupted run is written aside."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    started = tmp_path / "started"
+    slow = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\ntime.sleep(60)")])
+    after = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        f"import pathlib\npathlib.Path({str(tmp_path / 'second')!r}).touch()")])
+    for name, nb in (("slow.ipynb", slow), ("after.ipynb", after)):
+        nbformat.write(nb, tmp_path / name)
+    before = (tmp_path / "slow.ipynb").read_text()
+    run = subprocess.Popen([sys.executable, "-m", "cnnbook.book", "execute", "--profile", "smoke",
+                            str(tmp_path / "slow.ipynb"), str(tmp_path / "after.ipynb")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert started.exists(), "the first notebook never started"
+    run.send_signal(getattr(signal, stop))
+    out, _ = run.communicate(timeout=60)
+    assert run.returncode != 0 and "STOPPED" in out, out
+    assert not (tmp_path / "second").exists(), "the next notebook ran after the stop request"
+    assert (tmp_path / "slow.ipynb").read_text() == before
+    assert (tmp_path / "slow.failed.ipynb").exists()
+
+
 def test_every_mention_of_the_repository_is_the_configured_one():
     """The URL is written in _config.yml; the copies Colab and pip need must agree with it."""
     import re
