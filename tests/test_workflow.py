@@ -33,3 +33,19 @@ def test_every_subpackage_is_packaged():
     from fnmatch import fnmatch
 
     assert all(any(fnmatch(name, pattern) for pattern in include) for name in subpackages), subpackages
+
+
+def test_every_jupyter_command_the_docs_give_is_installed():
+    """`make setup` must install what the README and the book tell readers to run: `jupyter lab
+    chapters/` once failed because requirements.txt had no jupyterlab."""
+    import re
+    import shutil
+    import sys
+
+    docs = [ROOT / "README.md", *sorted((ROOT / "book").glob("*.md"))]
+    commands = {m for path in docs for m in re.findall(r"\bjupyter[ -]([a-z]+)\b", path.read_text())}
+    commands -= {"book"}  # jupyter-book is the site builder, checked by the site test
+    assert "lab" in commands
+    bin_dir = Path(sys.executable).parent
+    missing = [c for c in sorted(commands) if not shutil.which(f"jupyter-{c}", path=str(bin_dir))]
+    assert not missing, f"the docs tell readers to run jupyter {missing}, which requirements.txt does not install"

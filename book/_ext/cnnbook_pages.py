@@ -169,9 +169,13 @@ class ResultsTable(SphinxDirective):
         return [nodes.raw("", f'<div class="cnnbook-scroll">{table}</div>{note}', format="html")]
 
 
-def exercises(nb) -> list[tuple[bool, str]]:
-    """(checked?, text) of each exercise of the chapter: the numbered items after its "## Exercises"
-    heading, whole (wrapped lines joined), up to the folded solutions or the next heading."""
+CHECKED = re.compile(r"\*\*\((checked(?:, [a-z]+)?)\)\*\*\s*")  # **(checked)**, **(checked, why)**...
+
+
+def exercises(nb) -> list[tuple[str, str]]:
+    """(kind, text) of each exercise of the chapter: the numbered items after its "## Exercises"
+    heading, whole (wrapped lines joined), up to the folded solutions or the next heading. The kind is
+    the item's mark ("checked", "checked, why", "checked, coding") or "open"."""
     text = "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     match = re.search(r"^## Exercises[ \t]*$", text, re.M)
     if not match:
@@ -180,8 +184,8 @@ def exercises(nb) -> list[tuple[bool, str]]:
     found = []
     for item in re.finditer(r"^\d+\.\s+(.+(?:\n[ \t]+\S.*)*)", section, re.M):
         words = " ".join(line.strip() for line in item.group(1).splitlines())
-        checked = words.startswith("**(checked)**")
-        found.append((checked, words.removeprefix("**(checked)**").strip()))
+        mark = CHECKED.match(words)
+        found.append((mark.group(1) if mark else "open", words[mark.end():] if mark else words))
     return found
 
 
@@ -192,11 +196,11 @@ class ExerciseTable(SphinxDirective):
             chapter = _read_chapter(self, path)
             minutes = f"{chapter.record['duration_s'] / 60:.1f} min" if chapter.record else "?"
             items = exercises(chapter.nb)
-            listed = "".join(f"<li><em>{'checked' if checked else 'open'}</em>: {_inline(text)}</li>"
-                             for checked, text in items)
+            listed = "".join(f"<li><em>{kind}</em>: {_inline(text)}</li>" for kind, text in items)
+            checked = sum(kind != "open" for kind, _ in items)
             rows.append(f'<tr><td><a href="{chapter.link}">{number}. {_inline(chapter.title)}</a></td>'
                         f"<td>{minutes}</td>"
-                        f"<td>{sum(c for c, _ in items)} checked, {sum(not c for c, _ in items)} open"
+                        f"<td>{checked} checked, {len(items) - checked} open"
                         f"<ul>{listed}</ul></td></tr>")
         table = ('<table class="table cnnbook-exercises"><thead><tr><th>chapter</th><th>run time (recorded)</th>'
                  f'<th>exercises</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
