@@ -184,8 +184,7 @@ def execute(path: str | os.PathLike, profile: str, output: str | os.PathLike | N
         versions=versions(),
     )
     if failed is not None:
-        target = Path(output) if output else path.with_name(path.stem + ".failed.ipynb")
-        nbformat.write(nb, target)
+        nbformat.write(nb, failed_path(path, output))
         # nbclient answers Ctrl-C or SIGTERM by shutting the kernel down, so the cell fails as if the
         # kernel had died; a stop request must stop the whole run, not only this chapter
         if getattr(client, "_async_cleanup_kernel_future", None) is not None \
@@ -197,6 +196,12 @@ def execute(path: str | os.PathLike, profile: str, output: str | os.PathLike | N
         # the book's own run of a chapter: the time Colab's CPU warning quotes
         record_chapter_time(path, duration, device_name(device))
     return duration
+
+
+def failed_path(path: str | os.PathLike, output: str | os.PathLike | None = None) -> Path:
+    """Where a failed or interrupted execution of ``path`` is written: ``output`` if given, else
+    ``<name>.failed.ipynb`` beside the notebook, which stays as it was."""
+    return Path(output) if output else Path(path).with_name(Path(path).stem + ".failed.ipynb")
 
 
 def record_chapter_time(path: Path, duration: float, device: str) -> None:
@@ -357,16 +362,15 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 print(f"  done in {execute(path, profile, output):.0f} s", flush=True)
             except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop here, the chapters after it are not run
-                aside = output or Path(path).with_name(Path(path).stem + ".failed.ipynb")
-                print(f"  STOPPED (the notebook is unchanged; the interrupted run is in {aside}); "
+                print(f"  STOPPED (the notebook is unchanged; the interrupted run is in "
+                      f"{failed_path(path, output)}); "
                       "the chapters after it were not run.", flush=True)
                 return 130
             except Exception as err:  # noqa: BLE001 - report every failed chapter, then fail
                 failed += 1
                 last = ANSI.sub("", str(err)).strip().splitlines() or [""]
-                aside = output or Path(path).with_name(Path(path).stem + ".failed.ipynb")
                 print(f"  FAILED: {type(err).__name__}: {last[-1]}\n  (the notebook is unchanged; the failed "
-                      f"run is in {aside})", flush=True)
+                      f"run is in {failed_path(path, output)})", flush=True)
         else:
             reasons = stale_reasons(path, profile)
             failed += bool(reasons)

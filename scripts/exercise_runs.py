@@ -26,7 +26,6 @@ os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # before torch: no profiler erro
 import argparse
 import ast
 import copy
-import functools
 import json
 import re
 import statistics
@@ -192,6 +191,13 @@ def solution_code(notebook: str, number: int) -> str:
     return textwrap.dedent(block.group(1))
 
 
+def checkpointing_solution(code):
+    """``use_checkpointing`` as DenseNet's solution 9 writes it, run against the chapter's ``code``."""
+    namespace = {"torch": torch, "nn": nn, "DenseBlock": code.DenseBlock}
+    exec(compile(solution_code("10_densenet.ipynb", 9), "10_densenet.ipynb, solution 9", "exec"), namespace)
+    return namespace["use_checkpointing"]
+
+
 def memory_kept(net: nn.Module, X: torch.Tensor) -> int:
     """Bytes that net(X) leaves allocated in training mode: what autograd keeps for the backward pass, plus
     the small output, as PyTorch's profiler counts the allocations."""
@@ -229,8 +235,7 @@ def densenet_9() -> dict:
     checkpointed forward is the solution's own code. In float32, on random images (neither memory nor time
     depends on what the images show)."""
     code = chapter_code(ROOT / "chapters" / "10_densenet.ipynb")
-    namespace = {"torch": torch, "nn": nn, "DenseBlock": code.DenseBlock}
-    exec(compile(solution_code("10_densenet.ipynb", 9), "10_densenet.ipynb, solution 9", "exec"), namespace)
+    use_checkpointing = checkpointing_solution(code)
     S = cnnbook.settings("densenet", "cpu")
     rows = []
     for network, build, shape, rounds, passes in [
@@ -239,7 +244,7 @@ def densenet_9() -> dict:
             ("DenseNet-121, 224 x 224 colour images", code.densenet, (4, 3, 224, 224), 12, 1)]:
         torch.manual_seed(0)
         nets = {"plain": build()}
-        nets["checkpointed"] = namespace["use_checkpointing"](copy.deepcopy(nets["plain"]))
+        nets["checkpointed"] = use_checkpointing(copy.deepcopy(nets["plain"]))
         X = torch.randn(shape)
         kept = {name: memory_kept(net, X) for name, net in nets.items()}
         difference = gradient_difference(*nets.values(), X)  # recomputing must not change the gradients

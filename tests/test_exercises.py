@@ -1,7 +1,6 @@
 """The checked exercises: right answers pass, wrong ones get a hint without the answer, junk never crashes."""
 from __future__ import annotations
 
-from pathlib import Path
 import random
 
 import numpy as np
@@ -350,7 +349,8 @@ def test_exercise_runs_build_the_networks_their_records_describe(exercise_runs):
     import cnnbook
     from cnnbook.book import chapter_code
 
-    root, runs = Path(__file__).resolve().parents[1], exercise_runs
+    runs = exercise_runs
+    root = runs.ROOT
     for name, (chapter, notebook, variants, _) in runs.RUNS.items():
         path = root / "results" / "exercises" / f"{name}.json"
         assert path.is_file(), f"no record for {name}: python scripts/exercise_runs.py {name}"
@@ -366,17 +366,14 @@ def test_densenet_solution_9_checkpoints_without_changing_the_gradients(exercise
     import copy
 
     import torch
-    from torch import nn
 
     from cnnbook.book import chapter_code
 
-    root, runs = Path(__file__).resolve().parents[1], exercise_runs
-    code = chapter_code(root / "chapters" / "10_densenet.ipynb")
-    namespace = {"torch": torch, "nn": nn, "DenseBlock": code.DenseBlock}
-    exec(runs.solution_code("10_densenet.ipynb", 9), namespace)  # noqa: S102 - our own notebook
+    runs = exercise_runs
+    code = chapter_code(runs.ROOT / "chapters" / "10_densenet.ipynb")
     torch.manual_seed(0)
     plain = code.densenet(1, 10, growth_rate=8, block_config=(2, 3), num_init_features=16, stem="3x3+pool")
-    checkpointed = namespace["use_checkpointing"](copy.deepcopy(plain))
+    checkpointed = runs.checkpointing_solution(code)(copy.deepcopy(plain))
     X = torch.randn(8, 1, 28, 28)
     assert runs.gradient_difference(plain, checkpointed, X) == 0.0
     assert runs.memory_kept(checkpointed, X) < 0.9 * runs.memory_kept(plain, X)
