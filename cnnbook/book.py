@@ -244,35 +244,22 @@ def older_package(path: str | os.PathLike) -> bool:
     return record.get("cnnbook_sha256") != package_hash()
 
 
-RAW_CHAPTERS = "https://raw.githubusercontent.com/cnnbook/cnnbook/main/chapters/"
-
-
 def find_chapter(path: str | os.PathLike) -> Path:
-    """A chapter's notebook: ``path`` as given, else by its name in the book's ``chapters/`` folder, else
-    (a notebook opened alone, as in Colab) downloaded from the book's repository into the user's cache."""
-    from .data import cache_dir
+    """A chapter's notebook: ``path`` as given, else by its name in the book's ``chapters/`` folder (a
+    checkout), else in the installed package, which ships the notebooks (``cnnbook/chapters/``): a notebook
+    opened alone, as in Colab, finds the chapter it builds on offline and at the installed version."""
+    from importlib.resources import files
 
     path = Path(path)
-    for candidate in (path, chapters_dir() / path.name, cache_dir().parent / "chapters" / path.name):
+    shipped = files("cnnbook") / "chapters" / path.name
+    for candidate in (path, chapters_dir() / path.name, shipped):
         if candidate.is_file():
-            return candidate
-    target = cache_dir().parent / "chapters" / path.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import urllib.request
+            return Path(str(candidate))
+    from .errors import CnnbookError
 
-        with urllib.request.urlopen(RAW_CHAPTERS + path.name, timeout=30) as response:
-            text = response.read()
-        nbformat.reads(text.decode(), as_version=4)  # a notebook, not an error page
-    except Exception as err:  # noqa: BLE001 - any failure gets the same advice
-        from .errors import CnnbookError
-
-        raise CnnbookError(f"Chapter {path.name} was not found here and could not be downloaded ({err}). "
-                           "Put the book's chapters/ folder next to this notebook.") from None
-    tmp = target.with_suffix(".part")
-    tmp.write_bytes(text)
-    tmp.replace(target)
-    return target
+    raise CnnbookError(f"Chapter {path.name} is neither here, nor in the book's chapters/ folder, nor in the "
+                       "installed cnnbook package.\nCheck the name (e.g. 03_lenet.ipynb), or reinstall cnnbook: "
+                       "pip install git+https://github.com/cnnbook/cnnbook")
 
 
 def chapter_code(path: str | os.PathLike, tag: str = "model") -> SimpleNamespace:
