@@ -67,7 +67,9 @@ clean:
 gpu-check:
 	$(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
-# One chapter as Colab runs it (not in the tests): a fresh Python 3.13 venv, torch 2.14.1 first, cnnbook from
-# the committed tree (not editable), the notebook alone in an empty folder, smoke profile. Needs PyPI.
+# Chapters as Colab runs them (not in the tests): a fresh Python 3.13 venv with Colab's torch 2.11.0, torchvision
+# 0.26.0, numpy 2.1.3 and ipywidgets 7.7.1 first, cnnbook from the committed tree (not editable; it must change
+# none of them), chapters 3 and 8 each alone in an empty folder, offline, smoke profile, progress bars on.
+# Needs PyPI. make check-py313 PY313_NOTEBOOKS="chapters/09_resnet.ipynb"
 check-py313:
-	bash scripts/check-python313.sh $(PY313_NOTEBOOK)
+	bash scripts/check-python313.sh $(PY313_NOTEBOOKS)
