@@ -3,7 +3,7 @@
 A chapter's cpu-profile run saves its trained network here (:func:`save`); with the skip-training switch a
 chapter loads it instead of training (:func:`load`), after checking the file's SHA-256 and that the
 chapter's network has the same layers. The files are plain ``state_dict`` s written by ``torch.save`` and
-read with ``torch.load(..., weights_only=True)``, which unpickles tensors only, never code.
+read with ``torch.load(..., map_location="cpu", weights_only=True)``, which unpickles tensors only, never code.
 
     weights/<chapter>.pt      the state_dict (CPU, float32, contiguous)
     weights/manifest.json     {chapter: {"sha256", "bytes", "layers": [[name, shape], ...], "record"}}
