@@ -33,7 +33,6 @@ import contextlib
 import gc
 import inspect
 import json
-import math
 import platform
 import re
 import sys
@@ -54,6 +53,8 @@ from cnnbook.book import NETWORKS, build_network  # noqa: E402
 from cnnbook.data import FashionMNIST  # noqa: E402
 from cnnbook.inspection import count_macs, count_params  # noqa: E402
 from cnnbook.profiles import Settings  # noqa: E402
+from cnnbook.t4 import (EVAL_BATCH_SIZE, EVAL_IMAGES_PER_EPOCH, HOST_FACTOR,  # noqa: E402,F401
+                        T4_MACS_PER_S, TRAIN_IMAGES_PER_EPOCH, TRAIN_MAC_FACTOR, leaf_modules, predict_t4)
 from cnnbook.train import device_name, fast_memory_format, make_optimizer, make_schedule  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -66,9 +67,6 @@ CUDA_CONTEXT = 2**29  # ~0.5 GiB the CUDA context and cuDNN take outside PyTorch
 MIN_ACCURACY = 0.30  # chance is 0.10
 MIN_LOSS_DROP = 0.10  # last-10-step mean loss at least 10 % below the first-10-step mean
 
-TRAIN_IMAGES_PER_EPOCH = 55_000  # 60,000 minus the 5,000 validation images
-EVAL_IMAGES_PER_EPOCH = 15_000  # validation (5,000) + test (10,000), pessimistically both every epoch
-
 # Dense fp16 tensor-core peaks (TFLOP/s, without sparsity) from NVIDIA's data sheets. Method (a) scales the
 # throughput measured here by peak(this GPU) / peak(T4): pessimistic, because a small network is bound by
 # kernel launches and the host, not by the tensor cores, and so gains far less than that from a big GPU.
@@ -76,18 +74,6 @@ FP16_PEAK_TFLOPS = {
     "T4": 65, "V100": 125, "A10G": 70, "A10": 125, "L4": 121, "A100": 312, "L40S": 362, "L40": 181,
     "H100 PCIe": 756, "H100": 989, "H200": 989, "GH200": 989, "B200": 2250,
 }
-# Method (b): the work of one training image is 3 x its forward multiply-adds (forward, and the backward
-# pass's two products: gradients of the inputs and of the weights), at a rate a T4 achieves in practice
-# on convolutions in fp16 -- 15 TFLOP/s = 7.5 T multiply-adds/s, under a quarter of its 65 TFLOP/s peak.
-# A step can take no less than the host needs to launch it: Colab's two slow vCPUs spend ~10 us per kernel
-# launch (3 per layer to train, 1 to evaluate) plus ~3 ms per training step for Python, the optimiser,
-# the GradScaler's check and the batch's preparation. A step's time is the larger of the two.
-T4_MACS_PER_S = 7.5e12
-TRAIN_MAC_FACTOR = 3
-T4_HOST_S_PER_KERNEL = 10e-6
-T4_HOST_S_PER_STEP = 3e-3
-T4_HOST_S_PER_EVAL_BATCH = 1e-3
-EVAL_BATCH_SIZE = 1000  # cnnbook.train evaluates in batches of 1,000
 
 
 # --- the prediction ---------------------------------------------------------------------------------------
@@ -100,43 +86,6 @@ def fp16_peak(name: str) -> float | None:
     return None
 
 
-HOST_FACTOR = 2.0  # a T4 on Colab is never faster than this GPU; Colab's 2 vCPUs launch kernels ~2x slower
-
-
-def predict_t4(num_epochs: int, batch_size: int, macs: int, layers: int, train_per_s: float, eval_per_s: float,
-               speedup_over_t4: float | None, measured_here: bool = True) -> dict:
-    """The predicted time of a chapter's full run on a T4 (method b), and a pessimistic bound (method a).
-
-    chapter time = epochs x (55,000 training images + 15,000 evaluated images at the T4's rates)
-
-    (b) per training step of ``batch_size`` images, the larger of 3 x macs x batch_size / T4_MACS_PER_S (the
-        T4's arithmetic) and the step's time measured on this GPU x HOST_FACTOR (a T4 is no faster than this
-        GPU, and Colab's host launches kernels about twice as slowly); on a CPU, where nothing was measured on
-        a GPU, the launch model T4_HOST_S_PER_STEP + 3 x layers x T4_HOST_S_PER_KERNEL instead;
-    (a) the rates measured here divided by ``speedup_over_t4``, the ratio of fp16 tensor-core peaks: a bound
-        that holds only if the network were bound by the tensor cores, which small networks are not.
-    (b) is the prediction (``seconds``); (a) is shown beside it.
-    """
-    steps = math.ceil(TRAIN_IMAGES_PER_EPOCH / batch_size)
-    eval_batches = math.ceil(EVAL_IMAGES_PER_EPOCH / EVAL_BATCH_SIZE)
-    if measured_here and speedup_over_t4:
-        host_step = HOST_FACTOR * batch_size / train_per_s
-        host_eval = HOST_FACTOR * EVAL_BATCH_SIZE / eval_per_s
-    else:
-        host_step = T4_HOST_S_PER_STEP + TRAIN_MAC_FACTOR * layers * T4_HOST_S_PER_KERNEL
-        host_eval = T4_HOST_S_PER_EVAL_BATCH + layers * T4_HOST_S_PER_KERNEL
-    compute_step = TRAIN_MAC_FACTOR * macs * batch_size / T4_MACS_PER_S
-    step_s = max(compute_step, host_step)
-    eval_batch_s = max(macs * EVAL_BATCH_SIZE / T4_MACS_PER_S, host_eval)
-    out = dict(b_s=num_epochs * (steps * step_s + eval_batches * eval_batch_s), b_train_per_s=batch_size / step_s,
-               b_bound="compute" if compute_step > host_step else "host", a_s=None, a_train_per_s=None)
-    if speedup_over_t4:
-        a_train, a_eval = train_per_s / speedup_over_t4, eval_per_s / speedup_over_t4
-        out.update(a_s=num_epochs * (TRAIN_IMAGES_PER_EPOCH / a_train + EVAL_IMAGES_PER_EPOCH / a_eval),
-                   a_train_per_s=a_train)
-    out["method"] = "b"
-    out["seconds"] = out["b_s"]
-    return out
 
 
 # --- memory -----------------------------------------------------------------------------------------------------
@@ -176,9 +125,6 @@ def estimate_memory(net: nn.Module, S: Settings, side: int, data_bytes: int = 0,
     return weights + activations + data_bytes
 
 
-def leaf_modules(net: nn.Module) -> int:
-    """The modules without children: the layers whose kernels the host launches one by one."""
-    return sum(1 for m in net.modules() if not list(m.children()))
 
 
 # --- training a few steps ------------------------------------------------------------------------------------

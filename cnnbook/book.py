@@ -311,7 +311,7 @@ def chapters_dir() -> Path:
 
 def build_network(chapter: str, profile: str = "cpu"):
     """The network chapter ``chapter`` (a results key, e.g. ``"resnet"``) trains in ``profile``, built by
-    the chapter's own code. Needs the book's notebooks (a checkout of the repository)."""
+    the chapter's own code (the notebooks of a checkout, or those installed with the package)."""
     from .profiles import settings
 
     if chapter not in NETWORKS:

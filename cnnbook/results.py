@@ -73,14 +73,15 @@ class Result:
         return _json_safe(asdict(self))
 
     def save(self, directory: str | os.PathLike | None = None) -> Path | None:
-        """Write ``<directory>/<chapter>.json`` atomically (default directory: :func:`results_dir`, and its
-        ``gpu/`` subfolder for the gpu profile's records).
+        """Write ``<directory>/<chapter>.json`` atomically (default directory: :func:`profile_dir` of the
+        record's profile: the book's ``cpu`` records in ``results/``, the others in ``results/gpu/``,
+        ``results/smoke/``).
 
         A run that did not finish (interrupted, diverged, or no epoch done) never replaces a record:
         it is not saved, and one line says so. Returns the path written, or None.
         """
-        if directory is None:  # the gpu profile's records are kept apart from the book's (cpu) ones
-            directory = results_dir() / "gpu" if self.profile == "gpu" else results_dir()
+        if directory is None:  # only a cpu run replaces one of the book's records
+            directory = profile_dir(self.profile)
         path = Path(directory) / f"{self.chapter}.json"
         if not self.finished:
             kept = "the finished record in it is kept" if path.exists() else "nothing was written"
@@ -145,6 +146,13 @@ def results_dir() -> Path:
     return here / "results"
 
 
+def profile_dir(profile: str) -> Path:
+    """Where ``profile``'s records are kept: the book's own (``cpu``) in :func:`results_dir`, every other
+    profile's in a subfolder of its own (``gpu/``, ``smoke/``), so a quick check or a run on other hardware
+    never replaces a record of the book."""
+    return results_dir() if profile == "cpu" else results_dir() / profile
+
+
 def load_results(directory: str | os.PathLike | None = None) -> list[Result]:
     """Every finished record in the results folder, sorted by file name."""
     directory = Path(directory) if directory else results_dir()
@@ -161,12 +169,12 @@ def load_results(directory: str | os.PathLike | None = None) -> list[Result]:
 
 
 def load_result(chapter: str, directory: str | os.PathLike | None = None) -> Result | None:
-    """The finished record of ``chapter`` (e.g. ``"lenet"``) in this profile's results, or None if it has none
-    (under the gpu profile the records of gpu runs, in ``results/gpu/``)."""
+    """The finished record of ``chapter`` (e.g. ``"lenet"``) in this profile's results (:func:`profile_dir`),
+    or None if it has none."""
     if directory is None:
         from .profiles import current_profile
 
-        directory = results_dir() / "gpu" if current_profile() == "gpu" else results_dir()
+        directory = profile_dir(current_profile())
     path = Path(directory) / f"{chapter}.json"
     if not path.is_file():
         return None
@@ -250,3 +258,57 @@ def versions() -> dict[str, str]:
     except ImportError:
         pass
     return found
+
+
+def difference_is_noise(a: Result, b: Result) -> bool:
+    """Two test accuracies are tied when they differ by less than twice the standard error of their
+    difference, 2·√(se_a² + se_b²)."""
+    se_a = a.test_acc_se or standard_error(a.test_acc, a.test_size or 10_000)
+    se_b = b.test_acc_se or standard_error(b.test_acc, b.test_size or 10_000)
+    return abs(a.test_acc - b.test_acc) < 2 * (se_a ** 2 + se_b ** 2) ** 0.5
+
+
+def gpu_table(gpu_records: list[Result], cpu_records: list[Result], predict=None) -> str:
+    """What the ``gpu`` profile reaches beside the book's ``cpu`` runs, in Markdown: per chapter the gpu
+    form's test accuracy, the cpu record's, their difference judged against its noise, the epochs and input
+    side, and the training time predicted for Colab's T4 (``predict``: record -> seconds, by default
+    :func:`cnnbook.t4.predict_record`). A line under the table says where the gpu records were measured."""
+    if predict is None:
+        from .t4 import predict_record as predict
+    cpu = {r.chapter: r for r in cpu_records}
+    lines = ["| network (gpu form) | gpu profile: test acc. (%) | cpu profile (%) | difference (points) "
+             "| epochs × input side | T4 training time (predicted) |", "|---|---|---|---|---|---|"]
+    for r in in_book_order(gpu_records):
+        base = cpu.get(r.chapter)
+        side = (r.settings or {}).get("resize") or 28
+        if base is not None:
+            diff = 100 * (r.test_acc - base.test_acc)
+            verdict = "a tie" if difference_is_noise(r, base) else "beyond noise"
+            base_text, diff_text = accuracy_text(base).replace(" %", ""), f"{diff:+.2f} ({verdict})"
+        else:
+            base_text = diff_text = "–"
+        lines.append(f"| {r.architecture} | {accuracy_text(r).replace(' %', '')} | {base_text} | {diff_text} "
+                     f"| {r.num_epochs} × {side} px | {predict(r) / 60:.1f} min |")
+    devices = sorted({r.device_name for r in gpu_records})
+    versions = sorted({f"torch {r.versions.get('torch', '?')}" for r in gpu_records if r.versions})
+    times = sorted(r.wall_time_s for r in gpu_records)
+    if times:
+        lines += ["", f"The gpu records were measured on {' and '.join(devices)} ({', '.join(versions)}); "
+                      f"its training runs took {times[0] / 60:.1f} to {times[-1] / 60:.1f} min while several "
+                      "chapters shared the GPU. The T4 times are predictions, not measurements (`cnnbook.t4`): "
+                      "twice that shared time (pessimistic), or more where the network's multiply-adds and "
+                      "layers need more on a T4."]
+    return "\n".join(lines)
+
+
+def write_gpu_summary(directory: str | os.PathLike | None = None) -> Path:
+    """Write ``<results>/gpu/summary.md``: :func:`gpu_table` of the gpu records beside the book's cpu records,
+    the table the how-to-use page includes (``python -m cnnbook.results``; a test keeps it current)."""
+    directory = Path(directory) if directory else results_dir()
+    path = directory / "gpu" / "summary.md"
+    path.write_text(gpu_table(load_results(directory / "gpu"), load_results(directory)) + "\n")
+    return path
+
+
+if __name__ == "__main__":
+    print(f"wrote {write_gpu_summary()}")

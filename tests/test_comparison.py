@@ -95,3 +95,39 @@ def test_figures_credited_to_a_chapter_are_that_chapters_outputs():
         shown = outputs_text(nbformat.read(notebook, as_version=4))
         assert re.search(rf"(?<![\d.]){re.escape(figure)}(?![\d])", shown), (
             f"{figure} (credited to {notebook.name}) is not among that chapter's outputs")
+
+
+def test_ties_use_the_standard_error_of_the_difference():
+    from cnnbook.results import difference_is_noise
+
+    a = record("lenet", acc=0.90)  # se 0.30 points at n = 10,000
+    assert difference_is_noise(a, record("alexnet", acc=0.908))  # 0.8 < 2·√(0.30² + 0.29²) = 0.83 points
+    assert not difference_is_noise(a, record("alexnet", acc=0.909))  # 0.9 > 0.83
+    assert difference_is_noise(a, record("alexnet", acc=0.907))  # 0.7: beyond 2·se (0.6), within 2·√2·se
+
+
+def test_gpu_records_are_gpu_runs_and_their_summary_is_current():
+    """results/gpu/ holds gpu-profile records made on CUDA, one per trained chapter; summary.md (which the
+    how-to-use page includes) is what gpu_table makes of them and of the book's cpu records now."""
+    from cnnbook.results import gpu_table
+
+    gpu = load_results(ROOT / "results" / "gpu")
+    assert {r.chapter for r in gpu} == set(book.NETWORKS)
+    assert all(r.profile == "gpu" and r.device == "cuda" for r in gpu)
+    table = gpu_table(gpu, load_results(ROOT / "results"))
+    assert (ROOT / "results" / "gpu" / "summary.md").read_text() == table + "\n", \
+        "results/gpu/summary.md is stale: run `python -m cnnbook.results`"
+    assert "(predicted)" in table and "not measurements" in table
+    assert "{include} ../results/gpu/summary.md" in (ROOT / "book" / "how-to-use.md").read_text()
+
+
+def test_gpu_table_rows_and_their_verdicts():
+    from cnnbook.results import gpu_table
+
+    gpu = [replace(record("resnet", "gpu", acc=0.95), device="cuda", device_name="NVIDIA H200"),
+           replace(record("lenet", "gpu", acc=0.905), device="cuda", device_name="NVIDIA H200")]
+    table = gpu_table(gpu, [record("lenet", acc=0.90)], predict=lambda r: 120.0)
+    rows = table.splitlines()[2:4]
+    assert rows[0].startswith("| Lenet | 90.50 | 90.00 | +0.50 (a tie) | 3 × 28 px | 2.0 min |")
+    assert rows[1].startswith("| Resnet | 95.00 | – | – |")
+    assert "NVIDIA H200" in table

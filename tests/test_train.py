@@ -338,3 +338,31 @@ def test_per_class_changes_are_judged_against_their_noise(tmp_path, monkeypatch)
     quiet = _record(tmp_path, "quiet", [0.72] + before[1:])
     text = str(cnnbook.describe_mistakes(quiet, previous="old", classes=[f"c{i}" for i in range(10)]))
     assert "no class changes by more than its noise" in text and "c0 +2.0, is within it" in text, text
+
+
+def test_a_smoke_run_never_replaces_the_books_record_or_weights(tiny_data, tmp_path, monkeypatch):
+    """A finished smoke run (the classroom's set-up check) writes its record to results/smoke/, leaves the
+    book's results/<chapter>.json as it was and ships no weights, even with CNNBOOK_SAVE_WEIGHTS=1; a gpu
+    run's record goes to results/gpu/."""
+    from cnnbook import weights
+
+    monkeypatch.setenv("CNNBOOK_RESULTS", str(tmp_path))
+    monkeypatch.setenv("CNNBOOK_SAVE_WEIGHTS", "1")
+    monkeypatch.setenv("CNNBOOK_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("CNNBOOK_PRECISION", "fp32")
+    book_record = tmp_path / "test.json"
+    book_record.write_text('{"the book": "cpu record"}')
+    shipped = []
+    monkeypatch.setattr(weights, "save", lambda *args: shipped.append(args) or "sha")
+    for profile in ("smoke", "gpu"):
+        result = train(small_net(), tiny_data, settings(profile=profile, num_epochs=2), device="cpu",
+                       plot=False, save=True)
+        assert result.finished and result.learned
+        assert json.loads((tmp_path / profile / "test.json").read_text())["profile"] == profile
+    assert book_record.read_text() == '{"the book": "cpu record"}'
+    assert shipped == [] and not (tmp_path / "weights").exists()
+    monkeypatch.setenv("CNNBOOK_PROFILE", "smoke")
+    assert cnnbook.load_result("test").profile == "smoke"  # each profile reads its own records
+    result = train(small_net(), tiny_data, settings(profile="cpu", num_epochs=2), device="cpu", plot=False,
+                   save=True)
+    assert json.loads(book_record.read_text())["profile"] == "cpu" and len(shipped) == 1  # the book's run
