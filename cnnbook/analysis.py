@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from .data import CLASSES
-from .results import Result, load_result, plural, standard_error
+from .results import Result, load_result, plural, standard_error, within_noise
 
 
 class Markdown:
@@ -65,8 +65,9 @@ def describe_run(result: Result) -> Markdown:
             n = result.test_size or 10_000
             parts.append(
                 f"After {plural(result.num_epochs, 'epoch')} the network classifies **{_pct(result.test_acc)}** "
-                f"of the {n:,} test images correctly, ± {100 * se:.2f} points (one standard error: results "
-                f"closer than about twice that are a tie).")
+                f"of the {n:,} test images correctly, ± {100 * se:.2f} points (one standard error; two such "
+                f"results differ beyond noise only by at least twice the standard error of their difference, "
+                f"about {200 * math.sqrt(2) * se:.2f} points against a run as precise as this one).")
             seen = []
             if result.val_acc is not None:
                 seen.append(f"{_pct(result.val_acc)} of the validation images")
@@ -126,25 +127,26 @@ def _compare(result: Result, previous: str, classes) -> str:
     if other is None or not other.per_class_acc or other.test_acc is None:
         return f"(No finished record of the `{previous}` chapter with per-class accuracies to compare with.)"
     overall = 100 * (result.test_acc - other.test_acc)
-    se = 100 * math.hypot(result.test_acc_se or 0.0, other.test_acc_se or 0.0)
-    verdict = ("within twice the combined standard error, so overall a tie" if abs(overall) < 2 * se
+    verdict = ("within twice the combined standard error, so overall a tie"
+               if within_noise(result.test_acc, result.test_acc_se or 0.0, other.test_acc, other.test_acc_se or 0.0)
                else "more than twice the combined standard error")
     sentence = (f"Compared with {other.architecture} (its chapter's record), the test accuracy changes by "
                 f"{overall:+.2f} points, {verdict}")
     counts = [sum(row) for row in _confusion(result)]  # test images per class
     # (class, change in points, twice its standard error in points)
-    changes = [(c, 100 * (a - b), 200 * math.hypot(standard_error(a, n), standard_error(b, n)))
+    changes = [(c, 100 * (a - b), 200 * math.hypot(standard_error(a, n), standard_error(b, n)),
+                within_noise(a, standard_error(a, n), b, standard_error(b, n)))
                for c, (a, b, n) in enumerate(zip(result.per_class_acc, other.per_class_acc, counts))]
-    real = sorted((ch for ch in changes if abs(ch[1]) >= ch[2]), key=lambda ch: -ch[1])
+    real = sorted((ch[:3] for ch in changes if not ch[3]), key=lambda ch: -ch[1])
     gains = [f"{classes[c]} {d:+.1f}" for c, d, _ in real if d > 0]
     losses = [f"{classes[c]} {d:+.1f}" for c, d, _ in reversed(real) if d < 0]
     if gains:
         sentence += "; per class (points), beyond noise: better on " + ", ".join(gains)
     if losses:
         sentence += ("; worse on " if gains else "; per class (points), beyond noise: worse on ") + ", ".join(losses)
-    noise = sorted(two_se for _, _, two_se in changes)
+    noise = sorted(two_se for _, _, two_se, _ in changes)
     band = f"±{noise[0]:.1f} to ±{noise[-1]:.1f}" if f"{noise[0]:.1f}" != f"{noise[-1]:.1f}" else f"±{noise[0]:.1f}"
-    c, d, _ = max((ch for ch in changes if abs(ch[1]) < ch[2]), key=lambda ch: abs(ch[1]), default=(None, 0, 0))
+    c, d, _ = max((ch[:3] for ch in changes if ch[3]), key=lambda ch: abs(ch[1]), default=(None, 0, 0))
     if not real:
         sentence += (f"; no class changes by more than its noise ({band} points on its ~1,000 test images; "
                      f"the largest change, {classes[c]} {d:+.1f}, is within it)")

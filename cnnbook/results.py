@@ -260,12 +260,17 @@ def versions() -> dict[str, str]:
     return found
 
 
+def within_noise(a: float, se_a: float, b: float, se_b: float) -> bool:
+    """The book's one rule for a tie: two accuracies (or two of anything with standard errors) differ
+    beyond noise only by at least twice the standard error of their difference, 2·√(se_a² + se_b²)."""
+    return abs(a - b) < 2 * math.hypot(se_a, se_b)
+
+
 def difference_is_noise(a: Result, b: Result) -> bool:
-    """Two test accuracies are tied when they differ by less than twice the standard error of their
-    difference, 2·√(se_a² + se_b²)."""
+    """Whether two records' test accuracies are tied (:func:`within_noise`)."""
     se_a = a.test_acc_se or standard_error(a.test_acc, a.test_size or 10_000)
     se_b = b.test_acc_se or standard_error(b.test_acc, b.test_size or 10_000)
-    return abs(a.test_acc - b.test_acc) < 2 * (se_a ** 2 + se_b ** 2) ** 0.5
+    return within_noise(a.test_acc, se_a, b.test_acc, se_b)
 
 
 def gpu_table(gpu_records: list[Result], cpu_records: list[Result], predict=None) -> str:

@@ -262,6 +262,23 @@ def test_mistakes_text_is_what_the_package_writes_from_the_records(path):
                 "(re-execute the chapter)")
 
 
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_run_text_is_what_the_package_writes_from_the_record(path):
+    """The paragraph on the chapter's run states the tie rule the book uses everywhere (twice the standard
+    error of a difference, 2·√(se₁² + se₂²)); it must be what ``describe_run`` writes from the record now."""
+    import cnnbook
+    from cnnbook.results import load_result
+
+    chapter = book.chapter_key(path)
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "code" and cell.source.strip() == "cnnbook.describe_run(result)":
+            shown = cell.outputs[0]["data"]["text/markdown"]
+            assert shown == str(cnnbook.describe_run(load_result(chapter))), (
+                f"{path.name}: the run's paragraph differs from what cnnbook writes from "
+                f"results/{chapter}.json (re-execute the chapter)")
+            assert "standard error of their difference" in shown
+
+
 @pytest.mark.parametrize("chapter", list(book.NETWORKS))
 def test_training_output_ends_with_the_line_its_record_makes(chapter):
     """The trainer's last line in a chapter is what its committed record prints (``Result.summary``): the
