@@ -24,9 +24,11 @@ Kinds of exercise (in ``core.py``):
 - ``Code(what, test, build_args=(), build_kwargs={})``: a coding exercise; the reader passes a
   class (built with ``build_args``), a function that builds the module, or a module. ``test``
   gets a zero-argument builder and returns a Check; write it with the behaviour helpers
-  ``runs``, ``output_shape``, ``parameter_count``, ``behaves_like``, ``adds_its_input``,
-  ``concatenates_its_input``, ``depends_on_its_input``, ``branch_channels`` and ``all_of``
-  (the first failing check).
+  ``runs``, ``output_shape``, ``parameter_count``, ``adds_its_input``, ``concatenates_its_input``,
+  ``depends_on_its_input``, ``branch_channels`` and ``all_of`` (the first failing check), and end
+  it with ``computes_like`` or ``check_module`` (in ``reference.py``): a block is right only if,
+  given a reference block's random weights, it computes what the reference computes, in training
+  and in evaluation mode; a wrong one is told the first layer where the two part.
 
 To add an exercise, add one entry to the ``EXERCISES`` dict of your chapter's module
 (``lenet.py``, ``resnet.py``...), named "<chapter>/<short-name>"::
@@ -43,10 +45,10 @@ from __future__ import annotations
 from . import (alexnet, batchnorm, comparison, densenet, fashion_mnist, googlenet, lenet, nin, resnet,
                training, vgg)
 from .core import (NO_ANSWER, Check, Choice, Choices, Code, ConvParams, Count, Exercise, LinearParams,
-                   OutputSize, adds_its_input, all_of, as_factory, as_number, behaves_like,
-                   branch_channels, check_module, concatenates_its_input, conv_output_size, conv_params,
-                   depends_on_its_input,
+                   OutputSize, adds_its_input, all_of, as_factory, as_number, branch_channels,
+                   concatenates_its_input, conv_output_size, conv_params, depends_on_its_input,
                    linear_params, output_channel_groups, output_shape, parameter_count, runs)
+from .reference import behaves_like, check_module, computes_like
 
 CHAPTERS = (fashion_mnist, training, lenet, alexnet, vgg, nin, googlenet, batchnorm, resnet, densenet,
             comparison)
@@ -99,7 +101,8 @@ def check_conv_params(answer, in_channels: int, out_channels: int, kernel_size: 
 __all__ = [
     "EXERCISES", "NO_ANSWER", "Check", "Choice", "Choices", "Code", "ConvParams", "Count", "LinearParams",
     "OutputSize", "adds_its_input", "all_of", "as_factory", "as_number", "behaves_like", "branch_channels",
-    "check", "check_conv_params", "check_module", "check_output_size", "concatenates_its_input",
+    "check", "check_conv_params", "check_module", "check_output_size", "computes_like",
+    "concatenates_its_input",
     "conv_output_size", "conv_params", "depends_on_its_input", "linear_params", "output_channel_groups",
     "output_shape",
     "parameter_count", "runs",

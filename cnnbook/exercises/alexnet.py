@@ -1,7 +1,8 @@
 """Chapter 4 (AlexNet): the checked exercises."""
 from torch import nn
 
-from .core import Choice, Code, ConvParams, LinearParams, OutputSize, check_module
+from .core import Choice, Code, ConvParams, LinearParams, OutputSize
+from .reference import check_module
 
 
 def _reference_block() -> nn.Sequential:
@@ -39,7 +40,7 @@ EXERCISES = {
         "Why does our form not use the paper's 11 × 11, stride-4 first convolution on 28 × 28 "
         "images?",
         {"a": "It would leave a 6 × 6 map after the first convolution, 2 × 2 after the first "
-              "pooling, and the second 3 × 3 pooling would fail.",
+              "pooling, and the second pooling would have nothing left to pool.",
          "b": "11 × 11 filters cannot be trained on grey images.",
          "c": "A stride larger than 1 is not allowed on small images.",
          "d": "It would have too many parameters for 28 × 28 images."},

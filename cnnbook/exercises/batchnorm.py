@@ -3,8 +3,22 @@ import torch
 from torch import nn
 
 from .core import Check, Choice, Code, Count, right, wrong
+from .reference import difference
 
 _VGG11_CHANNELS = (64, 128, 256, 256, 512, 512, 512, 512)
+
+# What differs once γ, β and the running estimates hold values other than their first ones (1, 0).
+_WITH_RANDOM_STATE = {
+    "": "With γ, β and the running estimates changed, your output in evaluation mode differs from "
+        "nn.BatchNorm2d's: normalise with the running estimates, then scale by γ and shift by β "
+        "(γ · x̂ + β).",
+    "training": "With γ and β changed, your output in training mode differs from nn.BatchNorm2d's: "
+                "normalise with the batch's statistics, then scale by γ and shift by β (γ · x̂ + β).",
+    "after training": "After a training step from changed running estimates, your output in evaluation "
+                      "mode differs from nn.BatchNorm2d's: update them with momentum 0.1, "
+                      "(1 − 0.1) · old + 0.1 · batch (the variance unbiased).",
+}
+
 
 def _test_batch_norm(build) -> Check:
     """Training mode: the batch's statistics; evaluation mode: the running estimates."""
@@ -33,6 +47,10 @@ def _test_batch_norm(build) -> Check:
         return wrong("In evaluation mode your output differs from nn.BatchNorm2d's: normalise with "
                      "the running estimates, updated in training with momentum 0.1 (the running "
                      "variance from the unbiased batch variance).")
+    found = difference(build(), nn.BatchNorm2d(4), (8, 4, 5, 5))
+    if found is not None:
+        return wrong(_WITH_RANDOM_STATE.get(found.mode, "Your layer's tensors do not pair up with "
+                                                        "nn.BatchNorm2d's: {}.").format(found.where))
     return right("Your layer normalises with the batch's statistics in training and with its "
                  "running estimates in evaluation, as nn.BatchNorm2d does.")
 
@@ -71,8 +89,8 @@ EXERCISES = {
         "Why must a network with batch normalisation be switched to net.eval() before testing?",
         {"a": "To switch off the gradient computation.",
          "b": "In training mode each image is normalised with its batch's statistics, so its "
-              "prediction depends on the other images of the batch (and a batch of one fails in "
-              "BatchNorm1d); evaluation mode uses the fixed running estimates instead.",
+              "prediction depends on the other images of the batch; evaluation mode uses the fixed "
+              "running estimates instead.",
          "c": "Because γ and β are only learned in evaluation mode.",
          "d": "To make the network run faster on the GPU."},
         answer="b",

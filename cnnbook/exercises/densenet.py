@@ -1,6 +1,22 @@
 """Chapter 10 (DenseNet): the checked exercises."""
+import torch
+from torch import nn
+
 from .core import (Check, Choice, Code, Count, OutputSize, all_of, concatenates_its_input, conv_params,
-                   depends_on_its_input, output_shape, right, runs, wrong)
+                   depends_on_its_input, output_shape, parameter_count, right, runs, wrong)
+from .reference import computes_like
+
+
+class _DenseLayer(nn.Module):
+    """The reference: the input followed by conv(ReLU(BN(X))); the exercise leaves the bias open."""
+
+    def __init__(self, in_channels: int, growth_rate: int, bias: bool):
+        super().__init__()
+        self.bn, self.relu = nn.BatchNorm2d(in_channels), nn.ReLU()
+        self.conv = nn.Conv2d(in_channels, growth_rate, 3, padding=1, bias=bias)
+
+    def forward(self, X):
+        return torch.cat((X, self.conv(self.relu(self.bn(X)))), dim=1)
 
 
 def _test_dense_layer(build) -> Check:
@@ -18,9 +34,17 @@ def _test_dense_layer(build) -> Check:
                          f"to keep the side.")
         return wrong(f"Your layer returns {got[1]} channels: its input's plus growth_rate new ones.")
 
+    def same() -> Check:
+        mine = build()
+        with_bias = _DenseLayer(in_channels, growth_rate, bias=True)
+        bias = parameter_count(mine) == parameter_count(with_bias)
+        reference = with_bias if bias else _DenseLayer(in_channels, growth_rate, bias=False)
+        return computes_like(mine, reference, size, "your layer")
+
     return all_of(lambda: runs(build(), size, "your layer"), shape,
                   lambda: concatenates_its_input(build(), size),
                   lambda: depends_on_its_input(build(), size, slice(in_channels, None), "your layer"),
+                  same,
                   lambda: right(f"Your layer returns its {in_channels} input channels followed by "
                                 f"{growth_rate} new ones computed from them."))
 
@@ -67,7 +91,8 @@ EXERCISES = {
          "b": "Each layer reads the maps of every earlier layer of its block, so it only has to "
               "add a few new ones to what is already there.",
          "c": "Concatenation halves the side of the maps, so fewer channels are enough.",
-         "d": "The growth rate is small only to save memory; accuracy would rise with k = 512."},
+         "d": "The growth rate is chosen small only to save memory; accuracy would rise with "
+              "k = 512."},
         answer="b",
         explain="The block's earlier maps stay available to every later layer (the block's "
                 "'collective knowledge'), so each layer adds only what is new.",

@@ -1,9 +1,33 @@
 """Chapter 7 (GoogLeNet): the checked exercises."""
+import torch
+from torch import nn
+
 from .core import (Check, Choice, Code, ConvParams, Count, OutputSize, all_of, branch_channels, conv_params,
                    output_shape, parameter_count, right, runs, wrong)
+from .reference import computes_like
 
 # Block 3a: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), from the paper's table 1.
 _3A = (64, 96, 128, 16, 32, 32)
+
+
+def _conv_relu(c_in: int, c_out: int, k: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, k, padding=k // 2), nn.ReLU()]
+
+
+class _Inception(nn.Module):
+    """The reference: four branches on the same input, concatenated in the table's order."""
+
+    def __init__(self, in_channels: int, widths: tuple):
+        super().__init__()
+        c1, c3r, c3, c5r, c5, cp = widths
+        self.branches = nn.ModuleList([
+            nn.Sequential(*_conv_relu(in_channels, c1, 1)),
+            nn.Sequential(*_conv_relu(in_channels, c3r, 1), *_conv_relu(c3r, c3, 3)),
+            nn.Sequential(*_conv_relu(in_channels, c5r, 1), *_conv_relu(c5r, c5, 5)),
+            nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), *_conv_relu(in_channels, cp, 1))])
+
+    def forward(self, X):
+        return torch.cat([branch(X) for branch in self.branches], dim=1)
 
 
 def _test_inception(build) -> Check:
@@ -31,6 +55,7 @@ def _test_inception(build) -> Check:
 
     return all_of(lambda: runs(build(), size, "your block"), shape,
                   lambda: branch_channels(build(), size, [c1, c3, c5, cp]), count,
+                  lambda: computes_like(build(), _Inception(192, _3A), size),
                   lambda: right("Your Inception block stacks branches of 64, 128, 32 and 32 channels "
                                 "in the table's order, with the paper's parameter count."))
 
@@ -75,8 +100,9 @@ EXERCISES = {
     "googlenet/why-reduction": Choice(
         "What does the 1 × 1 convolution in front of the 5 × 5 one change?",
         {"a": "It enlarges the receptive field of the branch.",
-         "b": "The 5 × 5 convolution reads a few channels instead of all the block's input "
-              "channels, which cuts its multiply-adds and parameters by about that ratio.",
+         "b": "It makes the 5 × 5 convolution read a few channels instead of all the block's input "
+              "channels, which cuts its multiply-adds and parameters by about the ratio of the two "
+              "channel counts.",
          "c": "It replaces the ReLU.",
          "d": "It halves the side of the maps."},
         answer="b",

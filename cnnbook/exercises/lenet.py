@@ -1,7 +1,8 @@
 """Chapter 3 (LeNet): the checked exercises."""
 from torch import nn
 
-from .core import (Choice, Code, ConvParams, Count, OutputSize, check_module, conv_output_size)
+from .core import Choice, Code, ConvParams, Count, OutputSize, conv_output_size
+from .reference import check_module
 
 
 def _reference_block() -> nn.Sequential:
@@ -27,10 +28,18 @@ EXERCISES = {
                   "That is the side after S2; go on through C3 and S4.",
                   conv_output_size(conv_output_size(conv_output_size(28, 5), 2, 2), 5):
                   "That is the side after C3; S4 halves it once more.",
-                  7: "That is the padded network's side (28 → 14 → 7); here C1 and C3 have no padding."}),
+                  # C1 with the chapter's padding of 2: 28 -> 28 -> 14 -> 10 -> 5
+                  conv_output_size(conv_output_size(conv_output_size(conv_output_size(28, 5, 1, 2), 2, 2),
+                                                    5), 2, 2):
+                  "That is the side with C1's padding of 2 (28 → 28 → 14 → 10 → 5); here C1 has "
+                  "no padding.",
+                  # 28 -> 14 -> 7: the poolings alone
+                  conv_output_size(conv_output_size(28, 2, 2), 2, 2):
+                  "That is what the two poolings alone give: without padding, each 5 × 5 convolution "
+                  "shrinks the map too, by k − 1."}),
     "lenet/why-32": Choice(
         "Why does LeNet-5 take 32 × 32 inputs when MNIST's digits fit in 20 × 20?",
-        {"a": "So that features such as stroke end-points and corners can appear in the centre of "
+        {"a": "So that features such as stroke ends and corners can appear in the centre of "
               "the receptive field of the highest-level feature detectors.",
          "b": "Because convolutions only work on sides that are powers of two.",
          "c": "To give the network more parameters.",
@@ -44,7 +53,7 @@ EXERCISES = {
                "d": "2 × 2 pooling with stride 2 rounds down an odd side; it does not need an even one."}),
     "lenet/why-c5-params-c1-macs": Choice(
         "C5 holds most of LeNet-5's parameters but few of its multiply-adds, and C1 the opposite. Why?",
-        {"a": "C1's few weights are applied at each of its 28 × 28 output positions, while each of "
+        {"a": "C1's 156 parameters are applied at each of the 28 × 28 positions, while each of "
               "C5's weights is used once per image.",
          "b": "C5 uses a larger kernel than C1.",
          "c": "C1 has more output channels than C5.",

@@ -1,7 +1,8 @@
 """Chapter 6 (Network in Network): the checked exercises."""
 from torch import nn
 
-from .core import Choice, Code, ConvParams, Count, LinearParams, check_module, conv_params
+from .core import Choice, Code, ConvParams, Count, LinearParams, conv_params
+from .reference import check_module
 
 
 def _reference_block() -> nn.Sequential:
@@ -42,7 +43,7 @@ EXERCISES = {
         "Why does a NiN block end in two 1 × 1 convolutions?",
         {"a": "They shrink the feature map's height and width.",
          "b": "Each is a fully connected layer applied at every pixel across the channels: with their "
-              "ReLUs, the block becomes a small MLP per position (the paper's mlpconv).",
+              "ReLUs, the block becomes a small MLP per position.",
          "c": "They look at a wider neighbourhood, enlarging the receptive field.",
          "d": "They replace the ReLUs, so the block stays linear."},
         answer="b",
@@ -54,8 +55,8 @@ EXERCISES = {
                "d": "Each 1 × 1 convolution is followed by a ReLU: they add nonlinearity."}),
     "nin/why-no-last-relu": Choice(
         "Why does our last mlpconv block end without a ReLU?",
-        {"a": "With a ReLU, a class whose map is negative everywhere before it gets a zero gradient "
-              "and cannot recover; without it, scores can be negative.",
+        {"a": "With a ReLU, a class whose map is zero (negative before the ReLU) everywhere gets a "
+              "zero gradient through it and cannot recover; without it, scores can be negative.",
          "b": "ReLUs have parameters, and the last block must have none.",
          "c": "Global average pooling does not work on non-negative maps.",
          "d": "Cross-entropy requires negative scores."},

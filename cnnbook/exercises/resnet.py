@@ -1,6 +1,24 @@
 """Chapter 9 (ResNet): the checked exercises."""
+from torch import nn
+
 from .core import (Check, Choice, Code, Count, OutputSize, adds_its_input, all_of, conv_params,
                    output_shape, parameter_count, right, runs, wrong)
+from .reference import computes_like
+
+
+class _Block(nn.Module):
+    """The reference: ReLU(BN(conv(ReLU(BN(conv(X))))) + X), each layer a module of its own."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1, self.relu1 = nn.BatchNorm2d(channels), nn.ReLU()
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2, self.relu2 = nn.BatchNorm2d(channels), nn.ReLU()
+
+    def forward(self, X):
+        Y = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(X)))))
+        return self.relu2(Y + X)
 
 
 def _test_residual_block(build) -> Check:
@@ -28,6 +46,7 @@ def _test_residual_block(build) -> Check:
 
     return all_of(lambda: runs(build(), size, "your block"), shape,
                   lambda: adds_its_input(build(), size), count,
+                  lambda: computes_like(build(), _Block(channels), size),
                   lambda: right(f"Your block keeps the shape, adds its input and has "
                                 f"2·3·3·{channels}·{channels} + 2·2·{channels} = {expected:,} parameters."))
 
@@ -80,7 +99,7 @@ EXERCISES = {
         "that neither overfitting nor a lack of capacity?",
         {"a": "Overfitting shows as a low training error and a high test error; here the training "
               "error itself is higher, and the deeper network could copy the shallower one and "
-              "compute the identity in its extra layers: the optimiser does not find that solution.",
+              "compute the identity in its extra layers: the optimiser does not find such a solution.",
          "b": "The deeper network has fewer parameters than the shallower one.",
          "c": "The deeper network's gradients vanish before they reach the early layers.",
          "d": "The deeper network cannot represent the shallower one's function."},
@@ -95,7 +114,7 @@ EXERCISES = {
         "Why is the identity easy for a residual block and hard for a plain one?",
         {"a": "The residual block has more parameters to do it with.",
          "b": "A residual block computes F(x) + x: it is the identity as soon as F outputs zero "
-              "(e.g. its last BN's scale is 0); a plain block must make its convolutions and "
+              "(e.g. its last BN's scale γ = 0); a plain block must make its convolutions and "
               "ReLUs reproduce x exactly.",
          "c": "A plain block cannot compute the identity with any weights.",
          "d": "Batch normalisation makes every block the identity at the start of training."},

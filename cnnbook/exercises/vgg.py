@@ -1,7 +1,8 @@
 """Chapter 5 (VGG): the checked exercises."""
 from torch import nn
 
-from .core import Choice, Code, ConvParams, Count, LinearParams, check_module
+from .core import Choice, Code, ConvParams, Count, LinearParams
+from .reference import check_module
 
 
 def _reference_block() -> nn.Sequential:
