@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from .data import CLASSES
-from .results import Result, load_result, plural, standard_error, within_noise
+from .results import PER_CLASS_Z, Result, load_result, plural, standard_error, within_noise
 
 
 class Markdown:
@@ -120,8 +120,9 @@ def describe_mistakes(result: Result, previous: str | None = None, classes=CLASS
 
 def _compare(result: Result, previous: str, classes) -> str:
     """The change in test accuracy since another chapter's record, overall and per class, each judged
-    against its noise: twice the standard error of a difference of two accuracies (a class has about
-    1,000 test images, so a per-class change needs 1 to 4 points, by the class's accuracy, to stand out).
+    against its noise: twice the standard error of a difference of two accuracies overall, and
+    PER_CLASS_Z (2.81) times it per class, since ten classes are judged at once (a class has about 1,000
+    test images, so a per-class change needs about 1.5 to 5.5 points, by the class's accuracy).
     ``result`` has a confusion matrix (``describe_mistakes`` checks)."""
     other = load_result(previous)
     if other is None or not other.per_class_acc or other.test_acc is None:
@@ -133,9 +134,9 @@ def _compare(result: Result, previous: str, classes) -> str:
     sentence = (f"Compared with {other.architecture} (its chapter's record), the test accuracy changes by "
                 f"{overall:+.2f} points, {verdict}")
     counts = [sum(row) for row in _confusion(result)]  # test images per class
-    # (class, change in points, twice its standard error in points)
-    changes = [(c, 100 * (a - b), 200 * math.hypot(standard_error(a, n), standard_error(b, n)),
-                within_noise(a, standard_error(a, n), b, standard_error(b, n)))
+    # (class, change in points, its noise in points, within it)
+    changes = [(c, 100 * (a - b), 100 * PER_CLASS_Z * math.hypot(standard_error(a, n), standard_error(b, n)),
+                within_noise(a, standard_error(a, n), b, standard_error(b, n), z=PER_CLASS_Z))
                for c, (a, b, n) in enumerate(zip(result.per_class_acc, other.per_class_acc, counts))]
     real = sorted((ch[:3] for ch in changes if not ch[3]), key=lambda ch: -ch[1])
     gains = [f"{classes[c]} {d:+.1f}" for c, d, _ in real if d > 0]
@@ -144,12 +145,14 @@ def _compare(result: Result, previous: str, classes) -> str:
         sentence += "; per class (points), beyond noise: better on " + ", ".join(gains)
     if losses:
         sentence += ("; worse on " if gains else "; per class (points), beyond noise: worse on ") + ", ".join(losses)
-    noise = sorted(two_se for _, _, two_se, _ in changes)
+    noise = sorted(width for _, _, width, _ in changes)
     band = f"±{noise[0]:.1f} to ±{noise[-1]:.1f}" if f"{noise[0]:.1f}" != f"{noise[-1]:.1f}" else f"±{noise[0]:.1f}"
     c, d, _ = max((ch[:3] for ch in changes if ch[3]), key=lambda ch: abs(ch[1]), default=(None, 0, 0))
     if not real:
-        sentence += (f"; no class changes by more than its noise ({band} points on its ~1,000 test images; "
+        sentence += (f"; no class changes by more than its noise ({band} points on its ~1,000 test images, "
+                     f"{PER_CLASS_Z:.1f} standard errors since ten classes are compared at once; "
                      f"the largest change, {classes[c]} {d:+.1f}, is within it)")
     elif c is not None:
-        sentence += f" (the other classes' changes are within their noise, {band} points)"
+        sentence += (f" (the other classes' changes are within their noise, {band} points: "
+                     f"{PER_CLASS_Z:.1f} standard errors, since ten classes are compared at once)")
     return sentence + "."

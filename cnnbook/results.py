@@ -260,10 +260,16 @@ def versions() -> dict[str, str]:
     return found
 
 
-def within_noise(a: float, se_a: float, b: float, se_b: float) -> bool:
+def within_noise(a: float, se_a: float, b: float, se_b: float, z: float = 2.0) -> bool:
     """The book's one rule for a tie: two accuracies (or two of anything with standard errors) differ
-    beyond noise only by at least twice the standard error of their difference, 2·√(se_a² + se_b²)."""
-    return abs(a - b) < 2 * math.hypot(se_a, se_b)
+    beyond noise only by at least twice the standard error of their difference, 2·√(se_a² + se_b²).
+    ``z`` replaces the 2 when many differences are judged at once (see :data:`PER_CLASS_Z`)."""
+    return abs(a - b) < z * math.hypot(se_a, se_b)
+
+
+# Ten classes compared at once: each at 0.5 % instead of 5 % (Bonferroni), so that a change flagged in
+# any of them is as unlikely by chance as one flagged difference of two overall accuracies.
+PER_CLASS_Z = 2.81
 
 
 def difference_is_noise(a: Result, b: Result) -> bool:

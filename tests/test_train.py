@@ -366,3 +366,18 @@ def test_a_smoke_run_never_replaces_the_books_record_or_weights(tiny_data, tmp_p
     result = train(small_net(), tiny_data, settings(profile="cpu", num_epochs=2), device="cpu", plot=False,
                    save=True)
     assert json.loads(book_record.read_text())["profile"] == "cpu" and len(shipped) == 1  # the book's run
+
+
+def test_per_class_changes_account_for_ten_comparisons(tmp_path, monkeypatch):
+    """Ten classes judged at once: a change beyond 2 but within 2.81 standard errors of its difference is
+    not flagged (at 2 it would be, by chance, in about two chapters in five)."""
+    monkeypatch.setenv("CNNBOOK_RESULTS", str(tmp_path))
+    before = [0.90] * 10
+    _record(tmp_path, "old", before)
+    # at 90 % on 1,000 images a class's SE is 0.95 points: a difference's is 1.34; 2 SE = 2.7, 2.81 SE = 3.8
+    after = _record(tmp_path, "new", [0.932] + before[1:])
+    text = str(cnnbook.describe_mistakes(after, previous="old", classes=[f"c{i}" for i in range(10)]))
+    assert "no class changes by more than its noise" in text and "2.8 standard errors" in text, text
+    bigger = _record(tmp_path, "bigger", [0.94] + before[1:])
+    text = str(cnnbook.describe_mistakes(bigger, previous="old", classes=[f"c{i}" for i in range(10)]))
+    assert "beyond noise: better on c0 +4.0" in text, text
