@@ -73,3 +73,15 @@ gpu-check:
 # Needs PyPI. make check-py313 PY313_NOTEBOOKS="chapters/09_resnet.ipynb"
 check-py313:
 	bash scripts/check-python313.sh $(PY313_NOTEBOOKS)
+
+# The classroom editions, generated from the chapters (a test keeps them equal to what this makes):
+# classroom/student/ (no solutions), classroom/instructor/ (solutions, times, what wrong answers mean) and
+# the table of editions on book/classroom.md. `make editions` after changing a chapter.
+.PHONY: editions grade
+editions:
+	$(PY) -m cnnbook.editions
+
+# Grade a folder of submitted student editions: make grade SUBMISSIONS=path/to/folder [CHAPTER=09_resnet]
+# writes grades.csv and grades.md into the folder (python -m cnnbook.grading --help for the limits).
+grade:
+	$(PY) -m cnnbook.grading $(SUBMISSIONS) $(if $(CHAPTER),--chapter $(CHAPTER))
