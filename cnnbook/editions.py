@@ -115,12 +115,14 @@ def student_edition(chapter) -> nbformat.NotebookNode:
     index = exercise_cell(nb)
     if index is not None:
         nb.cells[index].outputs, nb.cells[index].execution_count = [], None
+    answer = ("Answer each checked one in the exercise cell near the end — replace `None` by your answer "
+              "and run the cell: ✓ or ✗ with a hint. " if index is not None else "")
+    hand_in = ("; your teacher grades the answers in the exercise cell, not its printed ✓"
+               if index is not None else "")
     _first_cell(nb, "student", f"{STUDENT}/{name}", (
-        "> **Student edition.** The exercises are here without their solutions. Answer each checked one "
-        "in the exercise cell near the end — replace `None` by your answer and run the cell: ✓ or ✗ "
-        "with a hint. The outputs you see are the book's own run on a 2-core CPU; *Runtime → Run all* "
-        "replaces them with yours. To hand it in, save the notebook (*File → Download → .ipynb*); "
-        "your teacher grades the answers in the exercise cell, not its printed ✓."))
+        f"> **Student edition.** The exercises are here without their solutions. {answer}The outputs you "
+        "see are the book's own run on a 2-core CPU; *Runtime → Run all* replaces them with yours. To hand "
+        f"it in, save the notebook (*File → Download → .ipynb*){hand_in}."))
     nb.metadata["cnnbook_edition"] = {"edition": "student", "chapter": name}
     return nb
 

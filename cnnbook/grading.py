@@ -385,6 +385,7 @@ def _end(run: Run, limits: dict) -> bool:
 def grade(submissions: list[Submission], exercises: list, jobs: int = 2, limits: dict | None = None) -> None:
     """Grade every submission (fills each one's ``run``), ``jobs`` processes at a time."""
     import multiprocessing
+    from multiprocessing.connection import wait
 
     import cnnbook  # noqa: F401 - imported once here, so that each forked process has it at no cost
     import torch
@@ -408,8 +409,6 @@ def grade(submissions: list[Submission], exercises: list, jobs: int = 2, limits:
             run.killed = False
             _start(run, ctx, limits, running)
             running.append(run)
-        from multiprocessing.connection import wait
-
         wait([r.reader for r in running] + [r.proc.sentinel for r in running], timeout=0.2)
         for run in list(running):
             _receive(run, limits)

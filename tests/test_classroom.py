@@ -139,8 +139,8 @@ def _answered(values: dict, block: str | None) -> str:
     return source
 
 
-def _class(tmp: Path) -> dict[str, str]:
-    """Write the simulated class's notebooks into ``tmp``; returns each student's story."""
+def _class(tmp: Path) -> None:
+    """Write the simulated class's notebooks into ``tmp`` (each named for its story)."""
     base = nbformat.read(ROOT / editions.STUDENT / "09_resnet.ipynb", as_version=4)
     ex = editions.exercise_cell(base)
     training = next(i for i, c in enumerate(base.cells) if "cnnbook.train(" in c.source)
@@ -194,7 +194,6 @@ def _class(tmp: Path) -> dict[str, str]:
     cheat += '\nimport os\nanswer_6 = os._exit(3)\n'  # ends its own process
     save("cheats_and_crashes", {ex: cheat})
     (tmp / "not_a_notebook.ipynb").write_text("{ this is not json")
-    return {}
 
 
 EXPECTED = {  # per student: the verdicts of exercises 1-7 (a regular expression each) and the total
@@ -206,7 +205,7 @@ EXPECTED = {  # per student: the verdicts of exercises 1-7 (a regular expression
                    "✗ 14.5 is not the output side. Round the division down", r"✗ \(c\) With batch normalisation",
                    r"✗ \(a\) The identity shortcut has no parameters", "✗ .*does not add its input"], "0/7"),
     "unanswered": (["✗ No answer yet"] * 7, "0/7"),
-    "syntax_error": (["✗ the cell that sets answer_1 \\(cell 37\\) has a syntax error, line 7: invalid syntax"] * 1
+    "syntax_error": (["✗ the cell that sets answer_1 \\(cell 37\\) has a syntax error, line 7: invalid syntax"]
                      + [f"✗ the cell that sets answer_{i} .*syntax error" for i in range(2, 7)]
                      + ["✗ the cell that sets Block .*syntax error"], "0/7"),
     "deleted_cell": ([f"✗ no answer: no cell sets answer_{i} " for i in range(1, 7)]
