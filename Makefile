@@ -37,6 +37,7 @@ test: setup
 # Re-execute the chapters in place: make execute [PROFILE=cpu] [CHAPTERS=chapters/02_training_a_cnn.ipynb]
 execute: setup
 	$(PY) -m cnnbook.book execute $(if $(PROFILE),--profile $(PROFILE)) $(CHAPTERS)
+	$(PY) -m cnnbook.editions  # the classroom editions follow the chapters
 
 # List chapters whose committed outputs are stale (code changed) or failed.
 check: setup

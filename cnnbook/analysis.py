@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 from .data import CLASSES
-from .results import PER_CLASS_Z, Result, load_result, plural, standard_error, within_noise
+from .results import (PER_CLASS_Z, Result, difference_is_noise, load_result, plural, standard_error,
+                      within_noise)
 
 
 class Markdown:
@@ -65,9 +66,10 @@ def describe_run(result: Result) -> Markdown:
             n = result.test_size or 10_000
             parts.append(
                 f"After {plural(result.num_epochs, 'epoch')} the network classifies **{_pct(result.test_acc)}** "
-                f"of the {n:,} test images correctly, ± {100 * se:.2f} points (one standard error; two such "
-                f"results differ beyond noise only by at least twice the standard error of their difference, "
-                f"about {200 * math.sqrt(2) * se:.2f} points against a run as precise as this one).")
+                f"of the {n:,} test images correctly, ± {100 * se:.2f} points (one standard error; a "
+                f"difference between two such results is beyond noise only if it reaches twice the standard "
+                f"error of the difference, about {200 * math.sqrt(2) * se:.2f} points for two runs this "
+                f"precise).")
             seen = []
             if result.val_acc is not None:
                 seen.append(f"{_pct(result.val_acc)} of the validation images")
@@ -128,8 +130,7 @@ def _compare(result: Result, previous: str, classes) -> str:
     if other is None or not other.per_class_acc or other.test_acc is None:
         return f"(No finished record of the `{previous}` chapter with per-class accuracies to compare with.)"
     overall = 100 * (result.test_acc - other.test_acc)
-    verdict = ("within twice the combined standard error, so overall a tie"
-               if within_noise(result.test_acc, result.test_acc_se or 0.0, other.test_acc, other.test_acc_se or 0.0)
+    verdict = ("within twice the combined standard error, so overall a tie" if difference_is_noise(result, other)
                else "more than twice the combined standard error")
     sentence = (f"Compared with {other.architecture} (its chapter's record), the test accuracy changes by "
                 f"{overall:+.2f} points, {verdict}")

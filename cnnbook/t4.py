@@ -77,8 +77,8 @@ def predict_record(record) -> float:
     """The predicted seconds of a gpu-profile record's training run on a T4: the larger of the launch model
     (method b without a measured rate: the record's epochs, batch size and multiply-adds per image, and the
     layers of the chapter's network, built on the meta device) and, for a record made on a CUDA GPU,
-    HOST_FACTOR x its measured training time (a T4 is no faster than that GPU). When the GPU was shared
-    with other runs, the second is pessimistic."""
+    HOST_FACTOR x its measured training time (a T4 is no faster than that GPU). A rough estimate: the
+    rates are assumptions, never checked on a T4."""
     from .book import build_network
 
     with torch.device("meta"):

@@ -141,6 +141,11 @@ class FakeDeviceMode(TorchFunctionMode):
             self._seen_device_work()
         result = func(*args, **kwargs)
         target = _target(base, args, kwargs) if base in ("to", "cpu", "cuda") or "device" in kwargs else None
+        if target is not None and result is args[0] and on_device(result) != target:
+            # on a CPU, .to(device) and .cpu() hand back the tensor itself; on a GPU they make a copy on
+            # the other side, and the original stays where it was: an alias plays the copy
+            with torch._C.DisableTorchFunction():
+                result = result.view_as(result)
         if target is not None:
             _mark(result, target)
         elif base == "copy_":

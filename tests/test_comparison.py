@@ -117,7 +117,7 @@ def test_gpu_records_are_gpu_runs_and_their_summary_is_current():
     table = gpu_table(gpu, load_results(ROOT / "results"))
     assert (ROOT / "results" / "gpu" / "summary.md").read_text() == table + "\n", \
         "results/gpu/summary.md is stale: run `python -m cnnbook.results`"
-    assert "(predicted)" in table and "not measurements" in table
+    assert "(rough estimate)" in table and "not measurements" in table
     assert "{include} ../results/gpu/summary.md" in (ROOT / "book" / "how-to-use.md").read_text()
 
 
@@ -129,5 +129,19 @@ def test_gpu_table_rows_and_their_verdicts():
     table = gpu_table(gpu, [record("lenet", acc=0.90)], predict=lambda r: 120.0)
     rows = table.splitlines()[2:4]
     assert rows[0].startswith("| Lenet | 90.50 | 90.00 | +0.50 (a tie) | 3 × 28 px | 2.0 min |")
+    augmented = replace(gpu[1], settings=dict(augment=True, resize=64))
+    assert "| 3 × 64 px, augmented |" in gpu_table([augmented], [], predict=lambda r: 60.0)
     assert rows[1].startswith("| Resnet | 95.00 | – | – |")
     assert "NVIDIA H200" in table
+
+
+def test_the_chapters_table_is_the_records_now():
+    """Chapter 11's first table is made from the records: re-executing a chapter without chapter 11 left
+    it showing the old times and speeds (and a 'fastest to train' that no longer was)."""
+    from cnnbook.results import in_book_order
+
+    nb = nbformat.read(CHAPTER, as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "markdown_table(records)" in c.source)
+    shown = cell.outputs[0]["data"]["text/markdown"]
+    assert shown == markdown_table(in_book_order(load_results(ROOT / "results"))), (
+        "chapter 11's table differs from the records: re-execute chapters/11_comparison.ipynb")

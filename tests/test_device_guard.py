@@ -39,6 +39,14 @@ def test_mixing_device_and_plain_tensors_fails_as_on_a_gpu():
         assert net(X).detach().cpu().numpy().shape == (8, 10)  # moved back first: fine
         assert (net(X) * torch.tensor(2.0)).device == DEVICE  # a 0-d CPU tensor is a scalar, as on CUDA
         net(torch.zeros(1, 1, 28, 28, device=X.device))  # made on the device: fine
+        host = X.cpu()  # a copy on the host, as on a GPU; X itself stays on the device
+        assert host.device.type == "cpu" and host.device != DEVICE and X.device == DEVICE
+        assert (X + X).device == DEVICE
+        with pytest.raises(TypeError, match="numpy"):
+            X.numpy()
+        plain = torch.ones(2, 3)
+        moved = plain.to(DEVICE)  # the original stays a host tensor
+        assert moved.device == DEVICE and plain.device != DEVICE
 
 
 def test_cnnbooks_own_training_path_runs_on_the_stand_in(tiny_data, monkeypatch):

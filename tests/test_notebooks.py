@@ -228,6 +228,20 @@ def test_a_profile_entry_change_makes_outputs_stale(tmp_path, monkeypatch):
     assert any("profile table" in r for r in book.stale_reasons(path))
 
 
+def test_execute_in_place_refuses_the_cpu_profile_on_a_gpu(capsys, monkeypatch):
+    """On a CUDA machine `make execute PROFILE=cpu` would replace the book's CPU outputs, records and
+    weights with a GPU run: refused before any notebook is touched (--output-dir is fine)."""
+    import torch
+
+    import cnnbook.profiles
+
+    monkeypatch.setattr(cnnbook.profiles, "default_device", lambda: torch.device("cuda"))
+    path = ROOT / "chapters" / "01_fashion_mnist.ipynb"
+    before = path.read_bytes()
+    assert book.main(["execute", "--profile", "cpu", str(path)]) == 2
+    assert "come from a CPU run" in capsys.readouterr().err and path.read_bytes() == before
+
+
 def test_execute_refuses_a_bad_profile_before_touching_anything(capsys):
     before = (ROOT / "chapters" / "01_fashion_mnist.ipynb").read_bytes()
     assert book.main(["execute", "--profile", "fast", "chapters/01_fashion_mnist.ipynb"]) == 2
@@ -276,7 +290,7 @@ def test_run_text_is_what_the_package_writes_from_the_record(path):
             assert shown == str(cnnbook.describe_run(load_result(chapter))), (
                 f"{path.name}: the run's paragraph differs from what cnnbook writes from "
                 f"results/{chapter}.json (re-execute the chapter)")
-            assert "standard error of their difference" in shown
+            assert "twice the standard error of the difference" in shown
 
 
 @pytest.mark.parametrize("chapter", list(book.NETWORKS))
