@@ -288,11 +288,11 @@ def gpu_table(gpu_records: list[Result], cpu_records: list[Result], predict=None
         from .t4 import predict_record as predict
     cpu = {r.chapter: r for r in cpu_records}
     lines = ["| network (gpu form) | gpu profile: test acc. (%) | cpu profile (%) | difference (points) "
-             "| gpu recipe: epochs × input side | T4 training time (rough estimate) |", "|---|---|---|---|---|---|"]
+             "| gpu epochs × side | T4 training (rough) |", "|---|---|---|---|---|---|"]
     for r in in_book_order(gpu_records):
         base = cpu.get(r.chapter)
         side = (r.settings or {}).get("resize") or 28
-        augmented = ", augmented" if (r.settings or {}).get("augment") else ""
+        augmented = ", aug." if (r.settings or {}).get("augment") else ""
         if base is not None:
             diff = 100 * (r.test_acc - base.test_acc)
             verdict = "a tie" if difference_is_noise(r, base) else "beyond noise"
@@ -308,8 +308,8 @@ def gpu_table(gpu_records: list[Result], cpu_records: list[Result], predict=None
         lines += ["", f"The gpu records were measured on {' and '.join(devices)} ({', '.join(versions)}); "
                       f"their training runs took {times[0] / 60:.1f} to {times[-1] / 60:.1f} min, most while "
                       "several chapters shared the GPU. Each gpu run has its own recipe (more epochs, data "
-                      "augmentation, for some another learning rate or batch size), so a difference is what the "
-                      "whole gpu profile buys, not the wider network alone. The T4 times are rough estimates, "
+                      "augmentation, marked aug., for some another learning rate or batch size), "
+                      "so a difference is what the whole gpu profile buys, not the wider network alone. The T4 times are rough estimates, "
                       "not measurements and never checked on a T4 (`cnnbook.t4`): twice the measured time, or "
                       "more where the network's multiply-adds and layers need more at an assumed T4 rate."]
     return "\n".join(lines)

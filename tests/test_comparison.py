@@ -117,7 +117,7 @@ def test_gpu_records_are_gpu_runs_and_their_summary_is_current():
     table = gpu_table(gpu, load_results(ROOT / "results"))
     assert (ROOT / "results" / "gpu" / "summary.md").read_text() == table + "\n", \
         "results/gpu/summary.md is stale: run `python -m cnnbook.results`"
-    assert "(rough estimate)" in table and "not measurements" in table
+    assert "(rough)" in table and "rough estimates" in table and "not measurements" in table
     assert "{include} ../results/gpu/summary.md" in (ROOT / "book" / "how-to-use.md").read_text()
 
 
@@ -130,7 +130,7 @@ def test_gpu_table_rows_and_their_verdicts():
     rows = table.splitlines()[2:4]
     assert rows[0].startswith("| Lenet | 90.50 | 90.00 | +0.50 (a tie) | 3 × 28 px | 2.0 min |")
     augmented = replace(gpu[1], settings=dict(augment=True, resize=64))
-    assert "| 3 × 64 px, augmented |" in gpu_table([augmented], [], predict=lambda r: 60.0)
+    assert "| 3 × 64 px, aug. |" in gpu_table([augmented], [], predict=lambda r: 60.0)
     assert rows[1].startswith("| Resnet | 95.00 | – | – |")
     assert "NVIDIA H200" in table
 
