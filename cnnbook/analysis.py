@@ -135,10 +135,11 @@ def _compare(result: Result, previous: str, classes) -> str:
     sentence = (f"Compared with {other.architecture} (its chapter's record), the test accuracy changes by "
                 f"{overall:+.2f} points, {verdict}")
     counts = [sum(row) for row in _confusion(result)]  # test images per class
-    # (class, change in points, its noise in points, within it)
-    changes = [(c, 100 * (a - b), 100 * PER_CLASS_Z * math.hypot(standard_error(a, n), standard_error(b, n)),
-                within_noise(a, standard_error(a, n), b, standard_error(b, n), z=PER_CLASS_Z))
-               for c, (a, b, n) in enumerate(zip(result.per_class_acc, other.per_class_acc, counts))]
+    changes = []  # (class, change in points, its noise in points, within it)
+    for c, (a, b, n) in enumerate(zip(result.per_class_acc, other.per_class_acc, counts)):
+        se_a, se_b = standard_error(a, n), standard_error(b, n)
+        changes.append((c, 100 * (a - b), 100 * PER_CLASS_Z * math.hypot(se_a, se_b),
+                        within_noise(a, se_a, b, se_b, z=PER_CLASS_Z)))
     real = sorted((ch[:3] for ch in changes if not ch[3]), key=lambda ch: -ch[1])
     gains = [f"{classes[c]} {d:+.1f}" for c, d, _ in real if d > 0]
     losses = [f"{classes[c]} {d:+.1f}" for c, d, _ in reversed(real) if d < 0]

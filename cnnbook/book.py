@@ -344,8 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "execute" and profile == "cpu" and not (args.output or args.output_dir):
         from .profiles import default_device
 
-        if default_device().type != "cpu":  # the book's cpu outputs, records and weights are a CPU's
-            print(f"error: this machine would train the cpu profile on {default_device().type}, but the book's "
+        device = default_device().type
+        if device != "cpu":  # the book's cpu outputs, records and weights are a CPU's
+            print(f"error: this machine would train the cpu profile on {device}, but the book's "
                   "cpu outputs, records and shipped weights come from a CPU run.\nExecute on a machine "
                   "without a GPU, or write the notebooks elsewhere with --output-dir.", file=sys.stderr)
             return 2

@@ -272,11 +272,14 @@ def within_noise(a: float, se_a: float, b: float, se_b: float, z: float = 2.0) -
 PER_CLASS_Z = 2.81
 
 
+def test_se(r: Result) -> float:
+    """The standard error of a record's test accuracy (from the record, else computed)."""
+    return r.test_acc_se or standard_error(r.test_acc, r.test_size or 10_000)
+
+
 def difference_is_noise(a: Result, b: Result) -> bool:
     """Whether two records' test accuracies are tied (:func:`within_noise`)."""
-    se_a = a.test_acc_se or standard_error(a.test_acc, a.test_size or 10_000)
-    se_b = b.test_acc_se or standard_error(b.test_acc, b.test_size or 10_000)
-    return within_noise(a.test_acc, se_a, b.test_acc, se_b)
+    return within_noise(a.test_acc, test_se(a), b.test_acc, test_se(b))
 
 
 def gpu_table(gpu_records: list[Result], cpu_records: list[Result], predict=None) -> str:
@@ -309,8 +312,8 @@ def gpu_table(gpu_records: list[Result], cpu_records: list[Result], predict=None
                       f"their training runs took {times[0] / 60:.1f} to {times[-1] / 60:.1f} min, most while "
                       "several chapters shared the GPU. Each gpu run has its own recipe (more epochs, data "
                       "augmentation, marked aug., for some another learning rate or batch size), "
-                      "so a difference is what the whole gpu profile buys, not the wider network alone. The T4 times are rough estimates, "
-                      "not measurements and never checked on a T4 (`cnnbook.t4`): twice the measured time, or "
+                      "so a difference is what the whole gpu profile buys, not the wider network alone. "
+                      "The T4 times are rough estimates, not measurements and never checked on a T4 (`cnnbook.t4`): twice the measured time, or "
                       "more where the network's multiply-adds and layers need more at an assumed T4 rate."]
     return "\n".join(lines)
 
