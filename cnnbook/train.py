@@ -51,9 +51,11 @@ def make_optimizer(net: nn.Module, S: Settings) -> torch.optim.Optimizer:
 def make_schedule(optimizer: torch.optim.Optimizer, S: Settings, total_steps: int):
     """The learning-rate schedule, stepped once per batch."""
     if S.schedule == "onecycle":  # warm up to lr over the first 25 % of steps, then anneal to ~0
-        # (at least 8 steps: with fewer, the warm-up phase would have no length)
+        # (at least 8 steps: with fewer, the warm-up phase would have no length). Only the learning rate
+        # cycles: Smith's 1cycle also cycles the momentum (0.95 -> 0.85 -> 0.95, PyTorch's default), but
+        # then SGD's momentum and AdamW's beta1 would not be the ones the settings print.
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=S.lr, total_steps=max(total_steps, 8),
-                                                   pct_start=0.25)
+                                                   pct_start=0.25, cycle_momentum=False)
     if S.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     if S.schedule == "constant":

@@ -381,3 +381,30 @@ def test_per_class_changes_account_for_ten_comparisons(tmp_path, monkeypatch):
     bigger = _record(tmp_path, "bigger", [0.94] + before[1:])
     text = str(cnnbook.describe_mistakes(bigger, previous="old", classes=[f"c{i}" for i in range(10)]))
     assert "beyond noise: better on c0 +4.0" in text, text
+
+
+@pytest.mark.parametrize("optimizer, schedule", [("sgd", "onecycle"), ("sgd", "cosine"), ("adamw", "onecycle")])
+def test_the_momentum_that_runs_is_the_one_the_settings_print(tiny_data, monkeypatch, optimizer, schedule):
+    """Every step of a real run uses ``S.momentum`` (SGD, Nesterov) or AdamW's default beta1 = 0.9: the
+    one-cycle schedule once cycled them 0.95 -> 0.85 -> 0.95 behind every printed ``momentum=0.9``."""
+    seen = []
+    cls = torch.optim.SGD if optimizer == "sgd" else torch.optim.AdamW
+    original = cls.step
+
+    def spy(self, *args, **kwargs):
+        group = self.param_groups[0]
+        seen.append((group["momentum"], group["nesterov"]) if optimizer == "sgd" else group["betas"][0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "step", spy)
+    monkeypatch.setenv("CNNBOOK_PRECISION", "fp32")  # no precision probe (its own throwaway SGD) in the count
+    S = settings(optimizer=optimizer, schedule=schedule, num_epochs=2, momentum=0.9,
+                 lr=0.05 if optimizer == "sgd" else 3e-3)
+    train(small_net(), tiny_data, S, device="cpu", verbose=False)
+    assert len(seen) >= 8
+    expected = (S.momentum, True) if optimizer == "sgd" else 0.9
+    assert set(seen) == {expected}, f"momentum during training: {sorted(set(seen))}"
+    seen.clear()
+    train(small_net(), tiny_data, S.replace(momentum=0.0), device="cpu", verbose=False)
+    if optimizer == "sgd":  # S.replace(momentum=0) is plain SGD, as chapter 8's sweep says
+        assert set(seen) == {(0.0, False)}
