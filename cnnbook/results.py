@@ -263,13 +263,28 @@ def versions() -> dict[str, str]:
 def within_noise(a: float, se_a: float, b: float, se_b: float, z: float = 2.0) -> bool:
     """The book's one rule for a tie: two accuracies (or two of anything with standard errors) differ
     beyond noise only by at least twice the standard error of their difference, 2·√(se_a² + se_b²).
-    ``z`` replaces the 2 when many differences are judged at once (see :data:`PER_CLASS_Z`)."""
+    ``z`` replaces the 2 when many differences are judged at once (:func:`family_z`)."""
     return abs(a - b) < z * math.hypot(se_a, se_b)
+
+
+def family_z(m: int, level: float = 0.05) -> float:
+    """The multiple of a difference's standard error beyond which it counts, when ``m`` differences are
+    judged at once (two-sided, Bonferroni): Φ⁻¹(1 − level / (2m)). Each comparison is then made at
+    level/m, so that noise alone marks any of the ``m`` with a chance of at most ``level`` (5 %).
+
+    ``family_z(1)`` = 1.96 (the book rounds it to 2 for one comparison); ``family_z(10)`` = 2.81."""
+    from statistics import NormalDist
+
+    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+        raise ValueError(f"m={m!r}: the number of comparisons must be a whole number >= 1")
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r} must lie between 0 and 1, e.g. 0.05")
+    return NormalDist().inv_cdf(1 - level / (2 * m))
 
 
 # Ten classes compared at once: each at 0.5 % instead of 5 % (Bonferroni), so that a change flagged in
 # any of them is as unlikely by chance as one flagged difference of two overall accuracies.
-PER_CLASS_Z = 2.81
+PER_CLASS_Z = round(family_z(10), 2)  # 2.81
 
 
 def test_se(r: Result) -> float:
@@ -277,9 +292,10 @@ def test_se(r: Result) -> float:
     return r.test_acc_se or standard_error(r.test_acc, r.test_size or 10_000)
 
 
-def difference_is_noise(a: Result, b: Result) -> bool:
-    """Whether two records' test accuracies are tied (:func:`within_noise`)."""
-    return within_noise(a.test_acc, test_se(a), b.test_acc, test_se(b))
+def difference_is_noise(a: Result, b: Result, z: float = 2.0) -> bool:
+    """Whether two records' test accuracies are tied (:func:`within_noise`; ``z`` from :func:`family_z`
+    when many pairs are judged at once)."""
+    return within_noise(a.test_acc, test_se(a), b.test_acc, test_se(b), z=z)
 
 
 def gpu_table(gpu_records: list[Result], cpu_records: list[Result], predict=None) -> str:

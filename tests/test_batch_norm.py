@@ -163,3 +163,35 @@ def test_exercise_answers_agree_with_pytorch():
     bn(torch.full((4, 1), 7.0) + torch.tensor([[-1.0], [1.0], [-1.0], [1.0]]))  # batch mean 7.0
     assert check("batchnorm/running-mean", bn.running_mean.item())
     assert check("batchnorm/bn64-params", count_params(nn.BatchNorm2d(64)))
+
+
+def chapter_text() -> str:
+    import nbformat
+
+    return "\n".join(c.source for c in nbformat.read(CHAPTER, as_version=4).cells)
+
+
+@pytest.mark.parametrize("claim", [
+    "cannot set off",  # the last linear layer is not normalised: a NaN is held back, not ruled out
+    "depth does not matter",  # chapter 9: a 56-layer plain network with BN trains worse than 20 layers
+    "did not learn at all without",  # the paper's result is over a whole ImageNet training; ours is 2 epochs
+    "compare the same network with and without it",  # chapters 3 and 8 train for different epochs
+])
+def test_claims_the_review_found_wrong_stay_out(claim):
+    assert claim not in chapter_text()
+
+
+def test_the_budgets_of_chapters_3_and_8_are_said_to_differ():
+    """Chapter 8 compares its LeNet with chapter 3's, trained for another number of epochs: the generated
+    sentence says both numbers and, when they differ, that the two do not measure the normalisation
+    alone."""
+    text = chapter_text()
+    assert "lenet_record.num_epochs != result.num_epochs" in text
+    assert "do not measure" in text and "the normalisation alone" in text
+
+
+def test_the_nan_sentence_follows_the_sweep():
+    """Whether the network with batch norm blew up at a large rate is read from the sweep, not asserted."""
+    text = chapter_text()
+    assert 'bn_blew = [f"{lr:g}" for lr in lrs if sweep["with batch norm", lr]["diverged"]]' in text
+    assert "blew up all the same" in text

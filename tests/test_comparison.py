@@ -145,3 +145,93 @@ def test_the_chapters_table_is_the_records_now():
     shown = cell.outputs[0]["data"]["text/markdown"]
     assert shown == markdown_table(in_book_order(load_results(ROOT / "results"))), (
         "chapter 11's table differs from the records: re-execute chapters/11_comparison.ipynb")
+
+
+def test_family_z_is_bonferronis_multiple():
+    """Φ⁻¹(1 − 0.05/(2m)): 1.96 for one comparison, 2.81 for ten (the per-class rule), growing with m."""
+    from cnnbook.results import PER_CLASS_Z, family_z
+
+    assert family_z(1) == pytest.approx(1.96, abs=0.005)
+    assert family_z(10) == pytest.approx(2.81, abs=0.005)
+    assert family_z(15) == pytest.approx(2.94, abs=0.005)
+    assert PER_CLASS_Z == round(family_z(10), 2) == 2.81
+    assert family_z(1, level=0.01) == pytest.approx(2.576, abs=0.001)
+    assert all(family_z(m) < family_z(m + 1) for m in range(1, 30))
+    for wrong in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="number of comparisons"):
+            family_z(wrong)
+
+
+def test_difference_is_noise_takes_the_family_z():
+    from cnnbook.results import difference_is_noise, family_z
+
+    a, b = record("lenet", acc=0.90), record("alexnet", acc=0.91)  # 1.0 point, se of the difference 0.42
+    assert not difference_is_noise(a, b) and difference_is_noise(a, b, z=family_z(16))
+
+
+def chapter_namespace() -> dict:
+    """The chapter's comparison functions (recipe, comparability, highlights), run from its cells."""
+    from IPython.display import Markdown, display
+
+    import cnnbook
+    from cnnbook.results import in_book_order, main_profile
+
+    namespace = dict(cnnbook=cnnbook, Markdown=Markdown, display=display, records=[],
+                     main_profile=main_profile, in_book_order=in_book_order)
+    for cell in nbformat.read(CHAPTER, as_version=4).cells:
+        if cell.cell_type == "code" and any(f"def {name}(" in cell.source
+                                            for name in ("recipe", "comparability", "highlights")):
+            exec(compile(cell.source, str(CHAPTER), "exec"), namespace)  # noqa: S102 - our own notebook
+    return namespace
+
+
+def nine_records() -> list[Result]:
+    chapters = list(book.NETWORKS)
+    accs = [0.905, 0.91, 0.915, 0.92, 0.912, 0.918, 0.921, 0.908, 0.9215]
+    return [replace(record(c, acc=a), parameters=1000 * (i + 1), examples_per_s=1000.0 * (i + 1),
+                    created=f"2026-12-0{1 + i % 2}T10:00:00+00:00",
+                    versions=dict(cnnbook="0.2.0", torch="2.5.1"))
+            for i, (c, a) in enumerate(zip(chapters, accs))]
+
+
+def test_chapter_judges_its_pairwise_highlights_with_the_family_z():
+    """The highlights compare each network with the most accurate and with the smallest: 15 pairs for 9
+    networks, judged at family_z(15) = 2.94 standard errors (a 5 % family level), and the text says so."""
+    from cnnbook.results import family_z
+
+    text = chapter_namespace()["highlights"](nine_records())
+    assert "compare 15 pairs of networks at once" in text and f"z = {family_z(15):.2f}" in text
+    assert "family_z(15)" in text and "Bonferroni" in text
+    # the smallest, Training (90.50 %), against Alexnet's 91.50 %: 1.0 point, 2.5 standard errors of the
+    # difference (0.40 points): beaten at z = 2, a tie at z = 2.94; Vgg's 92.00 % (3.7 s.e.) beats it
+    small = text.split("- Smallest:")[1].split("\n")[0]
+    ties, beaten_by = small.split("It ties ")[1].split(";")[0], small.split("it is beaten by ")[1]
+    assert "Alexnet" in ties and "Alexnet" not in beaten_by
+    assert "Vgg" in beaten_by and "Vgg" not in ties
+
+
+def test_chapter_generates_the_speed_caveat_from_the_records():
+    namespace = chapter_namespace()
+    records = nine_records()
+    text = namespace["comparability"](records)
+    assert "±15 %" in text
+    assert "These 9 runs were made within 24.0 hours of each other, all with cnnbook 0.2.0" in text
+    assert ("(for Densenet, the number of epochs was set by the time budget and checked on that "
+            "split)") in text
+    spread = [replace(r, created="2026-11-20T10:00:00+00:00") if r.chapter == "lenet" else r for r in records]
+    assert "over 12 days (2026-11-20 to 2026-12-02)" in namespace["comparability"](spread)
+    mixed = [replace(r, versions=dict(cnnbook="0.1.0", torch="2.5.1")) if r.chapter == "vgg" else r
+             for r in records]
+    assert "with different versions (cnnbook 0.1.0, 0.2.0" in namespace["comparability"](mixed)
+    assert "different precisions" not in text  # every record: fp32
+    bf16 = [replace(r, precision="bf16") if r.chapter == "nin" else r for r in records]
+    assert "They ran in different precisions (bf16, fp32)" in namespace["comparability"](bf16)
+
+
+def test_exercises_keep_the_books_records():
+    """Exercise 3's smoke run writes its notebook elsewhere and its record to results/smoke/; exercise 4
+    says where a new record goes in each profile."""
+    text = " ".join(c.source for c in nbformat.read(CHAPTER, as_version=4).cells if c.cell_type == "markdown")
+    assert "--profile smoke" in text and "--output" in text and "`results/smoke/`" in text
+    assert "profile_dir(S.profile)" in text and "`results/gpu/`" in text
+    assert "torchvision's count" not in text  # the papers' table holds no torchvision parameter count

@@ -1,6 +1,8 @@
 """LeNet (chapter 3): the paper configuration's parameter count, and the trained forms' shapes."""
+import re
 from pathlib import Path
 
+import nbformat
 import pytest
 import torch
 from torch import nn
@@ -58,9 +60,33 @@ def test_exercises_accept_right_and_reject_wrong(name, right, wrong):
     assert check(name, right) and not check(name, wrong)
 
 
-def test_paper_defaults_are_sigmoid_and_average_pooling(code):
+def test_defaults_are_the_textbook_sigmoid_and_average_pooling(code):
+    """The defaults have the paper's layers with the textbook form's logistic sigmoid and plain average
+    pooling (LeNet-5 itself used a scaled tanh and trainable subsampling)."""
     net = code.lenet()
     assert isinstance(net[0][1], nn.Sigmoid) and isinstance(net[0][2], nn.AvgPool2d)
+
+
+# The sigmoid + average pooling form is the textbook's stand-in, not LeNet-5 as of 1998 (which used
+# 1.7159 tanh(2a/3)): chapters 3 and 8 once called it "the 1998 form" in code, labels and prose.
+SIGMOID_AS_1998 = re.compile(r"1998 form|1998's|form_1998|\(1998\)|LeNet's sigmoid"
+                             r"|sigmoid[^.\n]*\b1998\b|\b1998\b[^.\n]*sigmoid", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("notebook", ["03_lenet.ipynb", "08_batch_norm.ipynb"])
+def test_the_sigmoid_form_is_never_called_1998s(notebook):
+    cells = nbformat.read(CHAPTER.parent / notebook, as_version=4).cells
+    found = [f"cell {i} ({c.cell_type}): {m.group(0)!r}" for i, c in enumerate(cells)
+             if c.cell_type in ("code", "markdown") for m in SIGMOID_AS_1998.finditer(c.source)]
+    assert not found, f"{notebook} calls the sigmoid + average pooling form 1998's: {found}"
+
+
+def test_the_1998_pattern_catches_the_old_labels():
+    for old in ('"sigmoid + average pooling (1998)"', "the 1998 form reaches", "LeNet's sigmoids",
+                "form_1998 = lenet(", "the sigmoid of the 1998 network"):
+        assert SIGMOID_AS_1998.search(old), old
+    for fine in ("LeNet-5 {cite:p}`lecun1998gradient` used a scaled tanh", "the 1998 paper in details"):
+        assert not SIGMOID_AS_1998.search(fine), fine
 
 
 def test_block_exercise_accepts_the_chapter_block_and_rejects_wrong_ones(code):
