@@ -35,8 +35,11 @@ test: setup
 	$(PY) -m pytest
 
 # Re-execute the chapters in place: make execute [PROFILE=cpu] [CHAPTERS=chapters/02_training_a_cnn.ipynb]
+# In float32 by default (PRECISION=auto or bf16 to change it): the arithmetic of CPUs without native bfloat16,
+# so the committed outputs and times hold on any CPU; make book-times measures bfloat16 beside it.
+PRECISION ?= fp32
 execute: setup
-	$(PY) -m cnnbook.book execute $(if $(PROFILE),--profile $(PROFILE)) $(CHAPTERS)
+	CNNBOOK_PRECISION=$(PRECISION) $(PY) -m cnnbook.book execute $(if $(PROFILE),--profile $(PROFILE)) $(CHAPTERS)
 	$(PY) -m cnnbook.editions  # the classroom editions follow the chapters
 
 # List chapters whose committed outputs are stale (code changed) or failed.
@@ -55,6 +58,13 @@ $(BENCH_STAMP): benchmarks/requirements.txt $(STAMP)
 bench: setup $(BENCH_STAMP)
 	$(PY) benchmarks/speed.py $(BENCH_ARGS)
 	$(PY) benchmarks/precision.py $(BENCH_ARGS)
+
+# How long the whole book takes here in bfloat16 and in float32 (about 45 minutes on 2 cores; nothing
+# committed is touched): prints the table, writes benchmarks/results/book-times-cpu.json and .md.
+# make book-times BOOK_TIMES_ARGS="--precisions fp32 --chapters chapters/03_lenet.ipynb"
+.PHONY: book-times
+book-times: setup
+	$(PY) benchmarks/book_times.py $(BOOK_TIMES_ARGS)
 
 clean:
 	rm -rf _build

@@ -177,8 +177,14 @@ def execute(path: str | os.PathLike, profile: str, output: str | os.PathLike | N
     duration = time.perf_counter() - start
     device = default_device()
     coalesce_streams(nb)
+    from .results import profile_dir
+
+    # the record this execution wrote (a copy executed elsewhere wrote it in its own temporary folder)
+    records = Path(kernel_env["CNNBOOK_RESULTS"]) if "CNNBOOK_RESULTS" in kernel_env else profile_dir(profile)
+    precision = run_precision(path, records)
     nb.metadata["cnnbook"] = dict(
         profile=profile, device=device.type, device_name=device_name(device),
+        precision=precision if device.type == "cpu" else None,
         duration_s=round(duration, 1), code_sha256=code_hash(nb), settings_sha256=settings_hash(nb, "cpu"),
         cnnbook_sha256=package_hash(), executed=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         versions=versions(),
@@ -194,7 +200,7 @@ def execute(path: str | os.PathLike, profile: str, output: str | os.PathLike | N
     nbformat.write(nb, Path(output) if output else path)
     if profile == "cpu" and output is None and path.resolve().parent == chapters_dir().resolve():
         # the book's own run of a chapter: the time Colab's CPU warning quotes
-        record_chapter_time(path, duration, device_name(device))
+        record_chapter_time(path, duration, device_name(device), precision)
     return duration
 
 
@@ -204,13 +210,37 @@ def failed_path(path: str | os.PathLike, output: str | os.PathLike | None = None
     return Path(output) if output else Path(path).with_name(Path(path).stem + ".failed.ipynb")
 
 
-def record_chapter_time(path: Path, duration: float, device: str) -> None:
-    """Write the chapter's whole-notebook time into ``cnnbook/chapter_times.json``."""
-    from .profiles import CHAPTER_TIMES, chapter_times
+def run_precision(path: Path, results: Path | None = None) -> str:
+    """The arithmetic a chapter's execution used: ``$CNNBOOK_PRECISION`` when it forces one, else the
+    precision of the record the chapter's run wrote (``auto`` chooses per machine); fp32 for a chapter that
+    trains nothing."""
+    forced = os.environ.get("CNNBOOK_PRECISION", "").strip().lower()
+    if forced in ("fp32", "bf16"):
+        return forced
+    chapter = chapter_key(path)
+    if chapter in NETWORKS:
+        from .results import load_result
+
+        record = load_result(chapter, results)
+        if record is not None and record.precision:
+            return record.precision
+    return "fp32"
+
+
+def record_chapter_time(path: Path, duration: float, device: str, precision: str) -> None:
+    """Write the chapter's whole-notebook time in ``precision`` into ``cnnbook/chapter_times.json``, with
+    the processor; a time measured on another processor is dropped, not mixed with this one's."""
+    from .profiles import CHAPTER_TIMES, chapter_times, cpu_model
     from .results import write_json_atomically
+    from .train import cpu_has_bf16
 
     times = chapter_times()
-    times[path.name] = dict(chapter=chapter_key(path), cpu_s=round(duration, 1), device=device)
+    entry = times.get(path.name, {})
+    processor = cpu_model()
+    seconds = dict(entry.get("seconds", {})) if entry.get("processor") == processor else {}
+    seconds[precision] = round(duration, 1)
+    times[path.name] = dict(chapter=chapter_key(path), device=device, processor=processor,
+                            native_bf16=cpu_has_bf16(), seconds=dict(sorted(seconds.items())))
     write_json_atomically(Path(CHAPTER_TIMES), dict(sorted(times.items())))
 
 

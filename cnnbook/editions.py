@@ -139,8 +139,12 @@ def chapter_times(name: str) -> list[str]:
     lines = []
     cpu = json.loads((ROOT / "cnnbook" / "chapter_times.json").read_text()).get(name)
     if cpu:
-        lines.append(f"- **2-core CPU** (`cpu` profile, the whole notebook): {_minutes(cpu['cpu_s'])}, "
-                     f"measured when the book was last executed ({cpu['device']}).")
+        seconds = cpu.get("seconds", {})
+        measured = ", ".join(f"{_minutes(seconds[p])} in {words}" for p, words in
+                             (("fp32", "float32"), ("bf16", "bfloat16")) if p in seconds)
+        lines.append(f"- **2-core CPU** (`cpu` profile, the whole notebook): {measured}, measured on the "
+                     f"book's machine ({cpu.get('processor', 'a CPU')}, {cpu['device']}). Without native "
+                     f"bfloat16 (most laptops, Colab's CPU runtime) expect the float32 time or longer.")
         chapter = cpu.get("chapter")
     else:
         chapter = None

@@ -122,8 +122,9 @@ class ChapterCards(SphinxDirective):
             chapter = _read_chapter(self, path)
             blurb = _first_item(chapter.nb.cells[0].source).rstrip(";.")
             record = chapter.record
+            arithmetic = f"{record['precision']}, " if record.get("precision") else ""
             when = (f"runs in {record['duration_s'] / 60:.1f} min ({record['profile']} profile, "
-                    f"{record['device_name']})") if record else "not executed yet"
+                    f"{arithmetic}{record['device_name']})") if record else "not executed yet"
             image = ""
             thumb = _thumbnail(chapter.nb)
             if thumb:
@@ -194,7 +195,9 @@ class ExerciseTable(SphinxDirective):
         rows = []
         for number, path in enumerate(_chapters(Path(self.env.srcdir)), start=1):
             chapter = _read_chapter(self, path)
-            minutes = f"{chapter.record['duration_s'] / 60:.1f} min" if chapter.record else "?"
+            minutes = (f"{chapter.record['duration_s'] / 60:.1f} min"
+                       + (f" ({chapter.record['precision']})" if chapter.record.get("precision") else "")
+                       if chapter.record else "?")
             items = exercises(chapter.nb)
             listed = "".join(f"<li><em>{kind}</em>: {_inline(text)}</li>" for kind, text in items)
             checked = sum(kind != "open" for kind, _ in items)
