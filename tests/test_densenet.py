@@ -1,8 +1,10 @@
 """Chapter 10 (DenseNet): the chapter's model against torchvision, its blocks, every profile's form, the exercises."""
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
+import nbformat
 import pytest
 import torch
 
@@ -116,3 +118,54 @@ def test_dense_layer_exercise_accepts_a_layer_and_rejects_one_that_forgets_its_i
 def test_names_follow_the_books_conventions(code):
     assert not hasattr(code, "conv_block") and not hasattr(code, "transition")
     assert len(code.bn_relu_conv(4, 8, 3)) == 3
+
+
+def experiment_namespace(code, *names, **names_used):
+    """The chapter's model code plus the functions ``names`` that its experiment cells define (those cells
+    are not tagged ``model``, so chapter_code does not run them), and ``names_used``: what they read."""
+    namespace = {**vars(code), **names_used}
+    for cell in nbformat.read(CHAPTER, as_version=4).cells:
+        if cell.cell_type == "code":
+            defs = [node for node in ast.parse(cell.source).body
+                    if isinstance(node, ast.FunctionDef) and node.name in names]
+            exec(compile(ast.Module(body=defs, type_ignores=[]), str(CHAPTER), "exec"), namespace)
+    assert set(names) <= namespace.keys(), f"the chapter defines no {set(names) - namespace.keys()}"
+    return namespace
+
+
+def test_the_untrained_baseline_is_the_trained_networks_start():
+    """Experiment 2 rebuilds the network it trained, untrained, with torch.manual_seed(0) under fork_rng:
+    the start the chapter's net had, since cnnbook.setup() seeds 0 and the chapter builds net next."""
+    from cnnbook.profiles import seed_everything  # what cnnbook.setup() does first
+
+    code = chapter_code(CHAPTER)
+    seed_everything(0)
+    S = settings("densenet", "cpu")
+    net = code.densenet(1, 10, **S.model)
+    state = torch.get_rng_state()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        untrained = code.densenet(1, 10, **S.model)
+    assert torch.equal(torch.get_rng_state(), state)  # the rest of the chapter draws as before
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), untrained.state_dict().values()))
+
+
+def test_reuse_map_of_an_untrained_network_is_flat_and_a_zero_gamma_switches_a_source_off(code):
+    """Why experiment 2 draws the untrained map beside the trained one, and weighs by |gamma|: at He
+    initialisation every source gets about the same mean |weight| (every connection >= 0.5 of its row's
+    strongest before any training), and a BN scale gamma = 0 silences a source whatever its weights."""
+    S = settings("densenet", "cpu")
+    ns = experiment_namespace(code, "reuse_map", "reuse_maps", S=S, blocks=S.model["block_config"],
+                              k=S.model["growth_rate"])
+    torch.manual_seed(0)
+    net = code.densenet(1, 10, **S.model)
+    heats = ns["reuse_maps"](net)
+    assert [h.shape[0] for h in heats] == [n + 1 for n in S.model["block_config"]]
+    values = torch.cat([h[~h.isnan()] for h in heats])
+    assert values.min() >= 0.5 and values.max() == 1
+    layer = net.block1.layers[1]                       # reads the block input, then layer 1's k maps
+    with torch.no_grad():
+        layer[0].weight[:S.model["num_init_features"]] = 0  # gamma = 0 on the block input's channels
+    heat = ns["reuse_maps"](net)[0]
+    assert heat[1, 0] == 0 and heat[1, 1] == 1
+

@@ -1,8 +1,10 @@
 """Chapter 9 (ResNet): the chapter's model against torchvision, its blocks, every profile's form, the exercises."""
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
+import nbformat
 import pytest
 import torch
 
@@ -128,3 +130,57 @@ def test_preactivation_block_and_network(code):
     assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     with pytest.raises(ValueError, match="block must be"):
         code.resnet(block="wide")
+
+
+def experiment_functions(code, *names):
+    """The functions ``names`` that the chapter's experiment cells define (those cells are not tagged
+    ``model``, so chapter_code does not run them), on top of the chapter's model code."""
+    namespace = dict(vars(code))
+    for cell in nbformat.read(CHAPTER, as_version=4).cells:
+        if cell.cell_type == "code":
+            defs = [node for node in ast.parse(cell.source).body
+                    if isinstance(node, ast.FunctionDef) and node.name in names]
+            exec(compile(ast.Module(body=defs, type_ignores=[]), str(CHAPTER), "exec"), namespace)
+    assert set(names) <= namespace.keys(), f"the chapter defines no {set(names) - namespace.keys()}"
+    return [namespace[name] for name in names]
+
+
+def test_relative_gradient_is_what_a_step_does_where_the_raw_gradient_depends_on_the_weights_scale(code):
+    """The experiment compares ||grad W|| / ||W||: a convolution followed by BN computes the same function
+    with its weights scaled by a, its raw gradient is then divided by a, and the relative gradient by a^2 --
+    exactly as much as the relative change an SGD step makes to the weights."""
+    relative_gradients, convolutions = experiment_functions(code, "relative_gradients", "convolutions")
+    torch.manual_seed(0)
+    net = code.resnet(1, 10, layers=(1, 1, 1), widths=(8, 16, 32), stem="3x3+pool")
+    X, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    conv = convolutions(net)[2]
+    net.train()
+    before = net(X).detach()
+    torch.nn.functional.cross_entropy(net(X), y).backward()
+    raw = conv.weight.grad.norm().item()
+    ratios = relative_gradients(net, X, y)
+    with torch.no_grad():
+        conv.weight.mul_(10)
+    assert torch.allclose(net(X), before, atol=1e-4)                   # the same function
+    net.zero_grad()
+    torch.nn.functional.cross_entropy(net(X), y).backward()
+    assert conv.weight.grad.norm().item() == pytest.approx(raw / 10, rel=1e-3)
+    assert relative_gradients(net, X, y)[2] == pytest.approx(ratios[2] / 100, rel=1e-3)
+    assert len(ratios) == 1 + 2 * 3                                      # stem, 2 per block, no projections
+
+
+def test_at_initialisation_the_plain_56_layer_gradient_grows_towards_the_input_and_shortcuts_tame_it(code):
+    """What the experiment's text says of its first panel, on random images: with BN nothing vanishes, the
+    largest relative gradient is near the input, and without shortcuts the spread is far wider."""
+    relative_gradients, _ = experiment_functions(code, "relative_gradients", "convolutions")
+    torch.manual_seed(0)
+    X, y = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    spread, top = {}, {}
+    for shortcut in (False, True):
+        net = code.resnet(1, 10, layers=(9, 9, 9), widths=(8, 16, 32), stem="3x3+pool", shortcut=shortcut)
+        ratios = relative_gradients(net, X, y)
+        assert len(ratios) == 55
+        spread[shortcut], top[shortcut] = max(ratios) / min(ratios), ratios.index(max(ratios))
+    assert top[False] < 55 // 3
+    assert spread[False] > 1_000 and spread[False] > 20 * spread[True]
+
