@@ -76,3 +76,29 @@ def test_gpu_profile_is_the_papers_network_but_for_the_classes(code):
     paper = code.alexnet(1, 10)
     ours = code.alexnet(1, 10, image_size=S.resize, **S.model)
     assert cnnbook.count_params(ours) == cnnbook.count_params(paper)
+
+
+def test_lrn_computes_the_papers_formula(code):
+    """The paper's LRN (section 3.3): b_i = a_i / (k + alpha * sum_j a_j^2)^beta, the sum over the n = 5
+    channels j from max(0, i - n/2) to min(N - 1, i + n/2), with k = 2, alpha = 1e-4, beta = 0.75. PyTorch's
+    nn.LocalResponseNorm divides its alpha by n, so the chapter's layer must say alpha=5e-4."""
+    lrns = [m for m in code.alexnet().modules() if isinstance(m, nn.LocalResponseNorm)]
+    assert len(lrns) == 2  # after conv1 and conv2
+    n, k, alpha, beta = 5, 2.0, 1e-4, 0.75
+    a = 60 * torch.rand(2, 12, 4, 4, generator=torch.Generator().manual_seed(0))  # alpha*sum ~ k
+    channels = a.shape[1]
+    expected = torch.empty_like(a)
+    for i in range(channels):
+        window = a[:, max(0, i - n // 2):min(channels - 1, i + n // 2) + 1]
+        expected[:, i] = a[:, i] / (k + alpha * (window ** 2).sum(dim=1)) ** beta
+    for lrn in lrns:
+        torch.testing.assert_close(lrn(a), expected)
+
+
+def test_dropout_is_on_the_outputs_of_fc6_and_fc7(code):
+    """The paper drops hidden units of the first two fully connected layers (Caffe's reference model: fc6,
+    ReLU, dropout, fc7, ReLU, dropout, fc8); torchvision drops their inputs instead."""
+    for net in (code.alexnet(), code.alexnet(1, 10, image_size=28, **cnnbook.settings("alexnet", "cpu").model)):
+        head = [type(m) for m in net[5:]]  # after the five blocks
+        assert head == [nn.Flatten, nn.Linear, nn.ReLU, nn.Dropout, nn.Linear, nn.ReLU, nn.Dropout, nn.Linear]
+        assert all(m.p == 0.5 for m in net.modules() if isinstance(m, nn.Dropout))
