@@ -11,6 +11,10 @@ code cells the grader runs only
 - in the exercise cell (the one that calls ``check``), every other statement but bare expressions
   (prints, checks): the helpers an answer is computed from.
 
+The exercises are read from the book's chapter (``chapters/``): the one ``--chapter`` names, or else the
+one most submissions are the student edition of (their metadata says); a submission that is another
+chapter's edition is marked ✗ on every exercise as the wrong notebook.
+
 Each submission runs in a process of its own, forked from this one once torch is imported (so each
 costs milliseconds to start, not torch's seconds): a fresh temporary working directory, its output
 thrown away, a time limit per statement and per check (an alarm, then a kill), a limit on the memory
@@ -42,7 +46,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .editions import ROOT, exercises_of
+from .editions import ROOT, chapter_paths, exercises_of
 
 STEP_SECONDS = 2.0  # per statement and per check, then SIGALRM in the submission's process
 GRACE_SECONDS = 2.0  # past that, this process kills it
@@ -67,6 +71,7 @@ class Submission:
     steps: list = field(default_factory=list)
     syntax_errors: list = field(default_factory=list)  # (cell, source, message)
     fatal: str = ""
+    chapter: str = ""  # the chapter its metadata names (a student edition's), if any
 
 
 @dataclass
@@ -103,6 +108,15 @@ def _binds(stmt: ast.stmt, variables: set) -> frozenset:
     return frozenset(names & variables)
 
 
+def _edition_chapter(nb) -> str:
+    """The chapter a student edition's metadata names ("09_resnet.ipynb"), or "" if none."""
+    try:
+        chapter = nb["metadata"]["cnnbook_edition"]["chapter"]
+    except (KeyError, TypeError, IndexError):
+        return ""
+    return chapter if isinstance(chapter, str) else ""
+
+
 def read_submission(path: Path, name: str, variables: set) -> Submission:
     """The statements of a submission the grader runs (see the module's docstring)."""
     sub = Submission(name, path)
@@ -113,6 +127,7 @@ def read_submission(path: Path, name: str, variables: set) -> Submission:
     except Exception as err:  # noqa: BLE001
         sub.fatal = f"not a readable notebook ({type(err).__name__}): hand in the .ipynb file itself"
         return sub
+    sub.chapter = _edition_chapter(nb)
     imports, others = [], []
     for number, cell in enumerate(cells, 1):
         if cell.get("cell_type") != "code":
@@ -175,10 +190,17 @@ def _unplain(form):
     return {"NoneType": lambda v: None, "bool": bool, "int": int, "float": float, "str": str}[kind](value)
 
 
+PROC_STATUS = Path("/proc/self/status")
+
+
 def _vm_bytes() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmSize:"):
-            return int(line.split()[1]) * 1024
+    """The address space this process maps, or 0 where it cannot be read (no /proc: macOS)."""
+    try:
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     return 0
 
 
@@ -213,8 +235,13 @@ def _child(sub: Submission, exercises: list, skip_steps: set, wanted: list, writ
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file too large fails to write instead
     file_bytes = limits["file_mb"] << 20
     resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
-    memory = _vm_bytes() + (limits["memory_mb"] << 20)
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    mapped = _vm_bytes()
+    if mapped:  # unknown (no /proc): no limit, rather than one below what torch already maps
+        memory = mapped + (limits["memory_mb"] << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        except (ValueError, OSError):
+            pass
     signal.signal(signal.SIGALRM, _alarm)
 
     import cnnbook
@@ -396,6 +423,7 @@ def grade(submissions: list[Submission], exercises: list, jobs: int = 2, limits:
     limits = {"step_seconds": STEP_SECONDS, "grace_seconds": GRACE_SECONDS, "memory_mb": MEMORY_MB,
               "file_mb": FILE_MB, **(limits or {})}
     ctx = multiprocessing.get_context("fork")
+    jobs = max(1, int(jobs))  # 0 or less started nothing and waited for ever
     pending = deque()
     for sub in submissions:
         sub.run = Run(sub, exercises)
@@ -492,27 +520,44 @@ def markdown(rows: list[list[str]], exercises: list, chapter: str, seconds: floa
 # --- the command -------------------------------------------------------------------------------
 
 
+def _chapter_names() -> set[str]:
+    return {p.name for p in chapter_paths()}
+
+
 def find_reference(chapter: str) -> Path:
-    for candidate in (Path(chapter), ROOT / "chapters" / chapter, ROOT / "chapters" / f"{chapter}.ipynb"):
-        if candidate.is_file():
-            return candidate
-    matches = sorted((ROOT / "chapters").glob(f"*{chapter}*.ipynb"))
-    if len(matches) == 1:
-        return matches[0]
+    """The book's chapter ``chapter`` names (09_resnet, 09_resnet.ipynb, resnet); a notebook path only
+    if no chapter has that name -- never a file of the current folder that happens to share a chapter's
+    name (a student's submission, downloaded as 09_resnet.ipynb)."""
+    folder = ROOT / "chapters"
+    if chapter and "/" not in chapter and os.sep not in chapter and ".." not in chapter:
+        for candidate in (folder / chapter, folder / f"{chapter}.ipynb"):
+            if candidate.is_file():
+                return candidate
+        matches = [p for p in chapter_paths() if chapter in p.name]
+        if len(matches) == 1:
+            return matches[0]
+    if chapter and Path(chapter).suffix == ".ipynb" and Path(chapter).is_file():
+        return Path(chapter).resolve()  # a path to a chapter, or a notebook of the teacher's own
     raise SystemExit(f"No chapter {chapter!r}: give its file name, e.g. 09_resnet.")
 
 
 def detect_chapter(paths: list[Path]) -> str:
-    names = Counter()
+    """The chapter most submissions are the student edition of (their metadata says), if more than half
+    of those that name one agree: a student who hands in another chapter's edition is graded ✗ for it
+    instead of stopping the class's grading."""
+    names, known = Counter(), _chapter_names()
     for path in paths:
         try:
-            names[json.loads(path.read_text())["metadata"]["cnnbook_edition"]["chapter"]] += 1
+            chapter = _edition_chapter(json.loads(path.read_text(encoding="utf-8")))
         except Exception:  # noqa: BLE001
-            pass
-    if len(names) != 1:
-        found = ", ".join(names) or "none"
+            continue
+        if chapter in known:
+            names[chapter] += 1
+    ranked = names.most_common()
+    if not ranked or 2 * ranked[0][1] <= sum(names.values()):
+        found = ", ".join(f"{name} ({count})" for name, count in ranked) or "none"
         raise SystemExit(f"Which chapter? The submissions name {found}: pass --chapter, e.g. 09_resnet.")
-    return next(iter(names))
+    return ranked[0][0]
 
 
 def notebooks(folder: Path) -> list[tuple[str, Path]]:
@@ -535,6 +580,12 @@ def grade_folder(folder: Path, chapter: str | None = None, out: Path | None = No
         raise SystemExit(f"{reference.name} has no checked exercises to grade.")
     variables = {ex["variable"] for ex in exercises}
     submissions = [read_submission(path, name, variables) for name, path in found]
+    if reference.parent == ROOT / "chapters":
+        known = _chapter_names()
+        for sub in submissions:
+            if not sub.fatal and sub.chapter in known and sub.chapter != reference.name:
+                sub.fatal = (f"this is the student edition of {sub.chapter}, not of {reference.name}: "
+                             f"the wrong notebook handed in?")
     grade(submissions, exercises, jobs, limits)
     rows = table(submissions, exercises)
     seconds = time.monotonic() - start

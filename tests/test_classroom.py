@@ -275,3 +275,292 @@ def test_the_grader_needs_to_know_the_chapter(tmp_path):
                                                    "nbformat_minor": 5}))
     with pytest.raises(SystemExit, match="pass --chapter"):
         grading.grade_folder(tmp_path)
+
+
+def test_a_submission_named_like_its_chapter_is_graded_not_read_as_the_chapter(tmp_path, monkeypatch):
+    """Colab downloads a student's notebook as 09_resnet.ipynb. Run from a folder of such files, the grader
+    once took the student's file for the chapter (the metadata names "09_resnet.ipynb", a path that exists
+    there): its edited exercise cell decided the columns, or stopped the grading."""
+    base = nbformat.read(ROOT / editions.STUDENT / "09_resnet.ipynb", as_version=4)
+    index = editions.exercise_cell(base)
+    deleted = copy.deepcopy(base)
+    deleted.cells.pop(index)
+    nbformat.write(deleted, tmp_path / "09_resnet.ipynb")
+    base.cells[index].source = _answered(RIGHT, _solution_block())
+    nbformat.write(base, tmp_path / "bob.ipynb")
+    monkeypatch.chdir(tmp_path)
+    rows, _ = grading.grade_folder(tmp_path, None, tmp_path / "out")
+    assert rows[0][1:-1] == [f"{ex['number']}. {ex['name']}" for ex in editions.exercises_of(base)]
+    assert [(row[0], row[-1]) for row in rows[1:]] == [("09_resnet", "0/7"), ("bob", "7/7")]
+    assert rows[1][1].startswith("✗ no answer: no cell sets answer_1")
+
+
+def test_another_chapters_edition_is_graded_wrong_not_a_stop(tmp_path):
+    """A student who hands in another chapter's edition gets a row that says so; the class is graded
+    (the chapter is the one most submissions are the edition of)."""
+    base = nbformat.read(ROOT / editions.STUDENT / "09_resnet.ipynb", as_version=4)
+    base.cells[editions.exercise_cell(base)].source = _answered(RIGHT, _solution_block())
+    for name in ("alice", "bob"):
+        nbformat.write(base, tmp_path / f"{name}.ipynb")
+    other = nbformat.read(ROOT / editions.STUDENT / "08_batch_norm.ipynb", as_version=4)
+    nbformat.write(other, tmp_path / "carol.ipynb")
+    for chapter in (None, "09_resnet"):
+        rows, _ = grading.grade_folder(tmp_path, chapter, tmp_path / "out")
+        assert [(row[0], row[-1]) for row in rows[1:]] == [("alice", "7/7"), ("bob", "7/7"), ("carol", "0/7")]
+        assert rows[3][1:-1] == ["✗ this is the student edition of 08_batch_norm.ipynb, not of "
+                                 "09_resnet.ipynb: the wrong notebook handed in?"] * 7
+    nbformat.write(other, tmp_path / "dave.ipynb")  # two against two: the teacher says which
+    with pytest.raises(SystemExit, match=r"08_batch_norm.ipynb \(2\), 09_resnet.ipynb \(2\)|"
+                                         r"09_resnet.ipynb \(2\), 08_batch_norm.ipynb \(2\)"):
+        grading.grade_folder(tmp_path, None, tmp_path / "out")
+
+
+def test_without_proc_the_grader_still_grades(tmp_path, monkeypatch):
+    """Where /proc is missing (macOS) the memory limit, set above what torch maps, cannot be computed:
+    each submission's process once died before its first statement ("not graded" for everyone)."""
+    monkeypatch.setattr(grading, "PROC_STATUS", tmp_path / "no-proc" / "status")
+    base = nbformat.read(ROOT / editions.STUDENT / "09_resnet.ipynb", as_version=4)
+    base.cells[editions.exercise_cell(base)].source = _answered(RIGHT, _solution_block())
+    nbformat.write(base, tmp_path / "alice.ipynb")
+    rows, _ = grading.grade_folder(tmp_path, "09_resnet", tmp_path / "out")
+    assert rows[1][-1] == "7/7", rows[1]
+
+
+def test_jobs_zero_grades_one_at_a_time(tmp_path):
+    """`--jobs 0` once started no process and waited for ever."""
+    nbformat.write(nbformat.read(ROOT / editions.STUDENT / "01_fashion_mnist.ipynb", as_version=4),
+                   tmp_path / "alice.ipynb")
+    rows, _ = grading.grade_folder(tmp_path, None, tmp_path / "out", jobs=0)
+    assert rows[1][1:] == ["✗ No answer yet: replace None with your answer and run the cell again."] * 2 + ["0/2"]
+
+
+# --- every chapter's class: answered right, answered wrong, unanswered ---------------------------
+
+SOLUTION = object()  # a coding exercise's right answer: the code block of its solution in the chapter
+
+NO_RELU_LENET = """
+def my_lenet_block(in_channels, out_channels):  # no ReLU
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=5),
+                         nn.MaxPool2d(kernel_size=2, stride=2))
+"""
+POOL_2_ALEXNET = """
+def my_alexnet_block(in_channels, out_channels):  # the pooling not overlapping: 2 x 2
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1),
+                         nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2))
+"""
+NO_POOL_VGG = """
+def my_vgg_block(in_channels, out_channels, num_convs):  # no pooling
+    layers = []
+    for _ in range(num_convs):
+        layers += [nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU()]
+        in_channels = out_channels
+    return nn.Sequential(*layers)
+"""
+NO_LAST_RELU_NIN = """
+def my_nin_block(in_channels, out_channels, kernel_size, padding):  # no ReLU after the last 1 x 1
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding), nn.ReLU(),
+        nn.Conv2d(out_channels, out_channels, 1), nn.ReLU(),
+        nn.Conv2d(out_channels, out_channels, 1))
+"""
+POOL_FIRST_INCEPTION = """
+class MyInception(nn.Module):  # the pooling branch first
+    def __init__(self, in_channels, widths):
+        super().__init__()
+        c1, c3r, c3, c5r, c5, cp = widths
+        conv = lambda i, o, k: nn.Sequential(nn.Conv2d(i, o, k, padding=k // 2), nn.ReLU())
+        self.b1 = conv(in_channels, c1, 1)
+        self.b2 = nn.Sequential(conv(in_channels, c3r, 1), conv(c3r, c3, 3))
+        self.b3 = nn.Sequential(conv(in_channels, c5r, 1), conv(c5r, c5, 5))
+        self.b4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), conv(in_channels, cp, 1))
+
+    def forward(self, X):
+        return torch.cat([self.b4(X), self.b1(X), self.b2(X), self.b3(X)], dim=1)
+"""
+BATCH_STATS_ALWAYS = """
+class MyBatchNorm(nn.Module):  # the batch's statistics in evaluation mode too
+    def __init__(self, num_features):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(num_features))
+        self.beta = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, X):
+        mean = X.mean(dim=(0, 2, 3), keepdim=True)
+        var = X.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+        X_hat = (X - mean) / torch.sqrt(var + 1e-5)
+        return self.gamma.reshape(1, -1, 1, 1) * X_hat + self.beta.reshape(1, -1, 1, 1)
+"""
+NEW_ONLY_DENSE = """
+class DenseLayer(nn.Module):  # returns the new features only
+    def __init__(self, in_channels, growth_rate):
+        super().__init__()
+        self.f = nn.Sequential(nn.BatchNorm2d(in_channels), nn.ReLU(),
+                               nn.Conv2d(in_channels, growth_rate, 3, padding=1, bias=False))
+
+    def forward(self, X):
+        return self.f(X)
+"""
+
+# chapter => per checked exercise, in order: (its answer variable, a right answer as a student writes it,
+# a plausible wrong one, the start of the check's reason for the wrong one: a regular expression)
+CLASSES = {
+    "01_fashion_mnist": [
+        ("answer_1", "256 * 28 * 28 * 4", "256 * 28 * 28", r"200,704 is not right\. That counts one byte per value"),
+        ("answer_2", "11.76", "96 / 28", r"3\.42857 is not right\. That is the ratio of the sides"),
+    ],
+    "02_training_a_cnn": [
+        ("answer_1", "(28 + 0 - 5) // 1 + 1", "23", r"23 is not the output side\. Don't forget the \+ 1"),
+        ("answer_2", "(28 + 2 - 3) // 2 + 1", "13", r"13 is not the output side\. Don't forget the padding"),
+        ("answer_3", "3 * 3 * 16 * 32 + 32", "3 * 3 * 16 * 32", r"4,608 is not right\. That is the weights alone"),
+    ],
+    "03_lenet": [
+        ("answer_1", "5 * 5 * 6 * 16 + 16", "5 * 5 * 6 * 16", r"2,400 is not right\. That is the weights alone"),
+        ("answer_2", "28 - 5 + 1", "28", r"28 is not the output side\. That is the input side"),
+        ("answer_3", "4", "5", r"5 is not right\. That is the side with C1's padding of 2"),
+        ("answer_4", '"a"', '"b"', r"\(b\) Any side works"),
+        ("answer_5", '"a"', '"c"', r"\(c\) C1 has 6 output channels, C5 has 120"),
+        ("my_lenet_block", SOLUTION, NO_RELU_LENET,
+         r"Your block: the output differs from the reference's from layer 2 \(ReLU expected after the Conv2d"),
+    ],
+    "04_alexnet": [
+        ("answer_1", "(227 - 11) // 4 + 1", "54", r"54 is not the output side\. Don't forget the \+ 1"),
+        ("answer_2", "9216 * 4096 + 4096", "9216 * 4096", r"37,748,736 is not right\. That is the weights alone"),
+        ("answer_3", "2 * (5 * 5 * 48 * 128 + 128)", "5 * 5 * 48 * 128 + 128",
+         r"153,728 is not right\. That is one of the 2; count them all"),
+        ("answer_4", '"a"', '"c"', r"\(c\) Dropout removes a new random half"),
+        ("answer_5", '"a"', '"d"', r"\(d\) A convolution's parameters do not depend on the image size"),
+        ("my_alexnet_block", SOLUTION, POOL_2_ALEXNET,
+         r"Your block returns shape \(2, 48, 14, 14\), expected \(2, 48, 13, 13\)"),
+    ],
+    "05_vgg": [
+        ("answer_1", "3 * 3 * 512 * 512 + 512", "3 * 3 * 512 * 512",
+         r"2,359,296 is not right\. That is the weights alone"),
+        ("answer_2", "25088 * 4096 + 4096", "25088 * 4096 + 2 * 4096",
+         r"102,768,640 is not right\. That counts the biases twice"),
+        ("answer_3", "1 + 4 * (3 - 1)", "4 * 3", r"12 is not right\. Stacked windows overlap"),
+        ("answer_4", '"a"', '"b"', r"\(b\) A convolution's parameters, 9·C_in·C_out, grow four-fold"),
+        ("answer_5", '"a"', '"b"', r"\(b\) The convolutions keep any size"),
+        ("my_vgg_block", SOLUTION, NO_POOL_VGG,
+         r"Your block returns shape \(2, 32, 14, 14\), expected \(2, 32, 7, 7\)"),
+    ],
+    "06_nin": [
+        ("answer_1", "96 * 96 + 96", "96 * 96", r"9,216 is not right\. That is the weights alone"),
+        ("answer_2", "(5 * 5 * 96 + 1) * 256 + 2 * (256 + 1) * 256", "(5 * 5 * 96 + 1) * 256",
+         r"614,656 is not right\. That is the 5 × 5 convolution alone"),
+        ("answer_3", "384 * 5 * 5 * 4096 + 4096", "384 * 5 * 5 * 4096",
+         r"39,321,600 is not right\. That is the weights alone"),
+        ("answer_4", "5 * 5", "36", r"36 is not right\. Look at the stride"),
+        ("answer_5", '"a"', '"b"', r"\(b\) A ReLU has no parameters"),
+        ("answer_6", '"b"', '"a"', r"\(a\) A 1 × 1 convolution with stride 1 keeps the height and width"),
+        ("my_nin_block", SOLUTION, NO_LAST_RELU_NIN,
+         r"Your block: the output differs from the reference's from layer 6 \(ReLU expected after the third Conv2d"),
+    ],
+    "07_googlenet": [
+        ("answer_1", "64 + 128 + 32 + 32", "64 + 96 + 128 + 16 + 32 + 32",
+         r"368 is not right\. That adds the reductions too"),
+        ("answer_2", "(224 + 2 * 3 - 7) // 2 + 1", "(224 - 7) // 2 + 1",
+         r"109 is not the output side\. Don't forget the padding"),
+        ("answer_3", "192 * 16 + 16 + 5 * 5 * 16 * 32 + 32", "192 * 16 + 5 * 5 * 16 * 32",
+         r"15,872 is not right\. That leaves out the biases"),
+        ("answer_4", "5 * 5 * 192 * 32 + 32", "5 * 5 * 192 * 32", r"153,600 is not right\. That is the weights alone"),
+        ("answer_5", '"b"', '"a"', r"\(a\) Keeping the side costs multiply-adds"),
+        ("answer_6", '"b"', '"a"', r"\(a\) A 1 × 1 convolution sees one pixel"),
+        ("MyInception", SOLUTION, POOL_FIRST_INCEPTION,
+         r"Your block's branches come in another order \(32, 64, 128, 32 channels\)"),
+    ],
+    "08_batch_norm": [
+        ("answer_1", "2 * 64", "4 * 64", r"256 is not right\. The running mean and variance are buffers"),
+        ("answer_2", "0.9 * 2.0 + 0.1 * 7.0", "0.1 * 2.0 + 0.9 * 7.0",
+         r"6\.5 is not right\. In PyTorch the momentum weighs the new batch mean"),
+        ("answer_3", "3.683", "3.32",
+         r"3\.32 is not right\. Batch normalisation divides the squares by n, not n − 1"),
+        ("answer_4", "2 * (64 + 128 + 256 + 256 + 512 + 512 + 512 + 512)",
+         "64 + 128 + 256 + 256 + 512 + 512 + 512 + 512",
+         r"2,752 is not right\. Each channel gets two learnable numbers"),
+        ("answer_5", '"b"', '"a"', r"\(a\) That is torch\.no_grad\(\)"),
+        ("answer_6", '"b"', '"c"', r"\(c\) The normalisation divides the scale of the weights away"),
+        # the solution: "The chapter's `BatchNorm` above is one solution"
+        ("MyBatchNorm", "MyBatchNorm = BatchNorm  # the chapter's own class", BATCH_STATS_ALWAYS,
+         r"In evaluation mode your output differs from nn\.BatchNorm2d's: normalise with the running estimates"),
+    ],
+    "09_resnet": [
+        (variable, RIGHT[variable], WRONG[variable], pattern.removeprefix("✗ "))
+        for variable, pattern in zip(sorted(RIGHT), EXPECTED["all_wrong"][0])
+    ] + [("Block", SOLUTION, PLAIN_BLOCK, EXPECTED["all_wrong"][0][-1].removeprefix("✗ "))],
+    "10_densenet": [
+        ("answer_1", "256 + 32 * 32", "32 * 32", r"1,024 is not right\. A dense block passes its input on too"),
+        ("answer_2", "2 * 224 + 224 * 128 + 2 * 128 + 3 * 3 * 128 * 32", "224 * 128 + 3 * 3 * 128 * 32",
+         r"65,536 is not right\. Add the two BatchNorms"),
+        ("answer_3", "2 * 1280 + 1280 * 640", "1280 * 640",
+         r"819,200 is not right\. Add the BatchNorm in front of the convolution"),
+        ("answer_4", "(7 - 2) // 2 + 1", "(7 - 2) / 2 + 1", r"3\.5 is not the output side\. Round the division down"),
+        ("answer_5", '"b"', '"d"', r"\(d\) The paper reached state-of-the-art accuracy"),
+        ("answer_6", '"b"', '"a"', r"\(a\) DenseNet has no additive shortcuts"),
+        ("DenseLayer", SOLUTION, NEW_ONLY_DENSE, r"Your layer returns only its new features"),
+    ],
+}
+
+
+def _solution_code(chapter: str, number: int, variable: str) -> str:
+    """Exercise ``number``'s solution code, from the chapter's folded solutions (its numbered item)."""
+    text = _solutions(nbformat.read(ROOT / "chapters" / f"{chapter}.ipynb", as_version=4))
+    parts = re.split(r"(?m)^(\d+)\. ", text)
+    item = dict(zip(parts[1::2], parts[2::2]))[str(number)]
+    code = textwrap.dedent(re.search(r"```python\n(.*?)```", item, re.DOTALL).group(1))
+    assert re.search(rf"^(def|class) {variable}\b", code, re.M), f"{chapter}: solution {number} is not {variable}"
+    return code
+
+
+def _with_answers(source: str, answers: dict[str, str]) -> str:
+    """The exercise cell ``source`` with each answer in place of its placeholder: ``x = None`` becomes
+    ``x = answer`` (its comment kept); a coding exercise's placeholder (``X = None``, or the ``def`` that
+    returns None) becomes its block."""
+    for variable, answer in answers.items():
+        if "\n" in answer.strip() or answer.startswith(f"{variable} ="):
+            pattern = rf"^{variable} = None[^\n]*$|^def {variable}\([\s\S]*?return None[^\n]*$"
+            new = answer.strip("\n")
+        else:
+            pattern, new = rf"^{variable} = None", f"{variable} = {answer}"
+        source, count = re.subn(pattern, lambda _: new, source, flags=re.M)
+        assert count == 1, f"no single placeholder for {variable} in:\n{source}"
+    return source
+
+
+@pytest.mark.parametrize("chapter", sorted(CLASSES))
+def test_every_chapter_is_graded_right_wrong_and_unanswered(chapter, tmp_path):
+    """From each chapter's committed student edition: every exercise answered right (the chapter's
+    solutions), every exercise answered wrong (a plausible mistake), and the edition as it is."""
+    student = nbformat.read(ROOT / editions.STUDENT / f"{chapter}.ipynb", as_version=4)
+    index, exercises, spec = editions.exercise_cell(student), editions.exercises_of(student), CLASSES[chapter]
+    assert [variable for variable, *_ in spec] == [ex["variable"] for ex in exercises]
+    right = {variable: _solution_code(chapter, ex["number"], variable) if answer is SOLUTION else answer
+             for (variable, answer, *_), ex in zip(spec, exercises)}
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    for name, answers in (("right", right), ("wrong", {variable: wrong for variable, _, wrong, _ in spec})):
+        nb = copy.deepcopy(student)
+        nb.cells[index].source = _with_answers(nb.cells[index].source, answers)
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    nbformat.write(student, folder / "unanswered.ipynb")
+
+    rows, seconds = grading.grade_folder(folder, chapter, tmp_path / "grades", jobs=2)
+    print(f"\n{chapter}: 3 submissions graded in {seconds:.1f} s")
+    print((tmp_path / "grades" / "grades.md").read_text())
+    n = len(exercises)
+    header, *students = rows
+    assert header == ["student", *(f"{ex['number']}. {ex['name']}" for ex in exercises), "total"]
+    assert [(row[0], row[-1]) for row in students] == [("right", f"{n}/{n}"), ("unanswered", f"0/{n}"),
+                                                       ("wrong", f"0/{n}")]
+    by_name = {row[0]: row[1:-1] for row in students}
+    problems = []
+    for ex, cell, (variable, *_, reason) in zip(exercises, by_name["right"], spec):
+        if not cell.startswith("✓ ") or "[" in cell:
+            problems.append(f"right, exercise {ex['number']} ({variable}): {cell!r}")
+    for ex, cell, (variable, *_, reason) in zip(exercises, by_name["wrong"], spec):
+        if not re.match("✗ " + reason, cell):
+            problems.append(f"wrong, exercise {ex['number']} ({variable}): {cell!r} does not match {reason!r}")
+    for ex, cell in zip(exercises, by_name["unanswered"]):
+        if not cell.startswith("✗ No answer yet") or "[" in cell:
+            problems.append(f"unanswered, exercise {ex['number']}: {cell!r}")
+    assert not problems, "\n".join(problems)
+    assert seconds < 20, f"{chapter}: 3 submissions took {seconds:.0f} s"

@@ -189,6 +189,21 @@ def test_check_module_compares_shape_parameters_and_behaviour():
     assert not no_relu and "output differs" in repr(no_relu)
 
 
+@pytest.mark.parametrize("name", [n for n in CODE if EXERCISES[n].build_args])
+def test_a_builder_left_returning_none_is_not_answered_yet(name):
+    """Chapters 3-6 hand out `def my_..._block(...): return None`: run as it is, the exercise once said
+    "Building your module fails: TypeError: ... returned a NoneType", as if the reader had got it wrong."""
+    def placeholder(*args):
+        return None
+
+    result = check(name, placeholder)
+    assert not result and "\n" not in repr(result)
+    assert repr(result).startswith("✗ Not yet. No answer yet: placeholder(")
+    assert "returns None" in repr(result) and "return" in repr(result).split("returns None")[1]
+    unanswered = check_module(lambda: None, reference, (2, 1, 8, 8))
+    assert not unanswered and "No answer yet: <lambda>() returns None" in repr(unanswered)
+
+
 class Conv(nn.Module):
     def __init__(self, channels: int):
         super().__init__()

@@ -443,6 +443,17 @@ def _call_text(name: str, args: Sequence, kwargs: Mapping) -> str:
     return f"{name}({', '.join(parts)})"
 
 
+class ReturnsNone(TypeError):
+    """A builder returned None: the exercise's placeholder (``return None``) left as it is, or a
+    forgotten ``return``."""
+
+
+def returns_none(err: ReturnsNone) -> Check:
+    """The verdict on a builder that returns None: not answered yet (the placeholder's own result)."""
+    return wrong(f"No answer yet: {err}. Build your module and return it (replace the placeholder's "
+                 f"`return None`; if you did, is a `return` missing?).")
+
+
 def as_factory(answer: Any, args: Sequence = (), kwargs: Mapping | None = None,
                name: str = "your module") -> Callable[[], nn.Module] | Check:
     """A zero-argument function that builds a fresh copy of the reader's module, or a Check saying why not.
@@ -483,6 +494,8 @@ def as_factory(answer: Any, args: Sequence = (), kwargs: Mapping | None = None,
 
     def build() -> nn.Module:
         module = answer(*call[0], **call[1])
+        if module is None:
+            raise ReturnsNone(f"{_call_text(label, *call)} returns None")
         if not isinstance(module, nn.Module):
             raise TypeError(f"{_call_text(label, *call)} returned {what_it_is(module)}, not an nn.Module")
         return module
@@ -697,6 +710,8 @@ class Code:
             return factory
         try:
             factory()
+        except ReturnsNone as err:
+            return returns_none(err)
         except Exception as err:  # noqa: BLE001
             return wrong(f"Building your module fails: {_first_line(err)}")
         try:

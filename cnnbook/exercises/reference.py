@@ -34,7 +34,8 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from .core import Check, _cap, _first_line, as_factory, parameter_count, right, what_it_is, wrong
+from .core import (Check, ReturnsNone, _cap, _first_line, as_factory, parameter_count, returns_none, right,
+                   what_it_is, wrong)
 
 SEED = 0
 TOLERANCE = 1e-4  # relative to the largest value: float32 sums over a few thousand terms
@@ -353,6 +354,8 @@ def check_module(build: Any, reference: Callable[[], nn.Module] | nn.Module,
         return factory
     try:
         mine = factory()
+    except ReturnsNone as err:
+        return returns_none(err)
     except Exception as err:  # noqa: BLE001
         return wrong(f"Building {name} fails: {_first_line(err)}")
     ref = reference if isinstance(reference, nn.Module) else reference()
