@@ -350,6 +350,26 @@ def build_network(chapter: str, profile: str = "cpu"):
     return build(chapter_code(chapters_dir() / notebook), settings(chapter, profile))
 
 
+def resolve_notebooks(names: list[str]) -> list[str]:
+    """Each name as a notebook path: a file that exists, or a chapter of the book named by its number or
+    part of its file name ("05", "vgg", "05_vgg"). A name that is neither stops before anything runs."""
+    chapters = sorted(chapters_dir().glob("*.ipynb"))
+    paths = []
+    for name in names:
+        if Path(name).is_file():
+            paths.append(name)
+            continue
+        matches = [p for p in chapters if p.name.startswith(f"{name}_") or p.stem == name
+                   or (len(name) > 2 and name in p.stem)]
+        if len(matches) != 1:
+            found = f"{len(matches)} chapters match it" if matches else "no such file or chapter"
+            raise SystemExit(f"error: {name!r}: {found}. Give a notebook's path or a chapter's number, "
+                             f"e.g. chapters/05_vgg.ipynb, 05 or vgg.")
+        paths.append(str(matches[0].relative_to(Path.cwd()) if matches[0].is_relative_to(Path.cwd())
+                         else matches[0]))
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     from .errors import CnnbookError
 
@@ -362,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", default=None,
                         help="execute: write the executed notebooks into this folder instead of in place")
     args = parser.parse_args(argv)
+    args.notebooks = resolve_notebooks(args.notebooks)
     if args.output and (args.command != "execute" or len(args.notebooks) != 1):
         parser.error("--output works with `execute` and a single notebook")
     if args.output_dir:

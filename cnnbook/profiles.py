@@ -197,6 +197,10 @@ _CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
+# the chapters whose cpu-profile epochs were cut to fit the 3-minute float32 budget, each count checked on the
+# validation split (scripts/epoch_choice.py); chapter 11 says so
+TIME_BUDGET_EPOCHS = ("vgg", "nin", "googlenet", "densenet")
+
 # smoke = the cpu run's model and recipe, cut to a small subset and one epoch.
 _SMOKE = dict(num_epochs=1, train_subset=2048, val_subset=1024, test_subset=1024)
 

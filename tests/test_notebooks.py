@@ -249,6 +249,17 @@ def test_execute_refuses_a_bad_profile_before_touching_anything(capsys):
     assert (ROOT / "chapters" / "01_fashion_mnist.ipynb").read_bytes() == before
 
 
+def test_chapters_can_be_named_by_number_or_name_and_a_wrong_name_stops_first(monkeypatch, tmp_path):
+    """`make execute CHAPTERS="05 07"` once failed each chapter with "No such file '05'" and pointed at a
+    failed run that did not exist."""
+    monkeypatch.chdir(ROOT)
+    assert book.resolve_notebooks(["05", "vgg", "chapters/11_comparison.ipynb"]) == [
+        "chapters/05_vgg.ipynb", "chapters/05_vgg.ipynb", "chapters/11_comparison.ipynb"]
+    for name in ("zz", "0"):
+        with pytest.raises(SystemExit, match="Give a notebook's path or a chapter's number"):
+            book.resolve_notebooks([name])
+
+
 def test_printed_lines_become_one_output_without_colour_codes():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("")])
     nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"epoch {i}\x1b[0m\n")
