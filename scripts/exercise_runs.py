@@ -359,10 +359,18 @@ def kib_or_mib(n: float) -> str:
     return f"{n / 2 ** 20:,.0f} MiB" if n >= 10 * 2 ** 20 else f"{n / 2 ** 10:,.0f} KiB"
 
 
-def main(argv=None) -> None:
+def run_names(argv=None) -> list[str]:
+    """The runs the command line names, in order; none, or "all", is every run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="*", choices=[*RUNS, *MEASUREMENTS, "all"], default=["all"])
-    names = [*RUNS, *MEASUREMENTS] if "all" in (args := parser.parse_args(argv)).runs else args.runs
+    # a string default: argparse checks a nargs="*" default against the choices as it is
+    parser.add_argument("runs", nargs="*", choices=[*RUNS, *MEASUREMENTS, "all"], default="all")
+    runs = parser.parse_args(argv).runs
+    runs = [runs] if isinstance(runs, str) else runs
+    return [*RUNS, *MEASUREMENTS] if "all" in runs else runs
+
+
+def main(argv=None) -> None:
+    names = run_names(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     for name in names:
         print(f"{name} ...", flush=True)

@@ -356,6 +356,16 @@ def test_a_module_that_changes_its_input_in_place_does_not_fool_the_checks():
     assert concatenates_its_input(ZeroesItsInput(), (1, 2, 3, 3))
 
 
+def test_exercise_runs_with_no_argument_runs_all(exercise_runs):
+    """`python scripts/exercise_runs.py` (the documented default, "all") once stopped at once with
+    "invalid choice: ['all']"."""
+    every = [*exercise_runs.RUNS, *exercise_runs.MEASUREMENTS]
+    assert exercise_runs.run_names([]) == exercise_runs.run_names(["all"]) == every
+    assert exercise_runs.run_names(["resnet-8-9", "densenet-9"]) == ["resnet-8-9", "densenet-9"]
+    with pytest.raises(SystemExit):
+        exercise_runs.run_names(["resnet"])
+
+
 def test_exercise_runs_build_the_networks_their_records_describe(exercise_runs):
     """scripts/exercise_runs.py builds each variant from the chapters' code; its committed records must
     describe those networks (parameter counts), so that a solution quoting them quotes this code."""
