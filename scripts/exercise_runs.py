@@ -12,10 +12,10 @@ One run trains nothing: densenet-9 measures the memory and time of a training st
 the checkpointing that DenseNet's solution 9 shows (its own code, read from the chapter).
 
 Writes ``results/exercises/<run>.json`` and prints a Markdown table per run; the solutions (or, for
-googlenet-dropout, the chapter's text) cite the file. Times on this repository's 2-core CPU:
-training-4-5-6 about 2 minutes, lenet-7-8 1, alexnet-7 and alexnet-8 1 each, googlenet-9 10,
-googlenet-10 4, googlenet-dropout 6, densenet-8 2, resnet-8-9 6, densenet-9 1. Seconds per epoch are one run's,
-on whatever else the machine was doing.
+googlenet-dropout, the chapter's text) cite the file. Times on this repository's 2-core CPU (Intel Xeon,
+float32, 21 minutes in all): training-4-5-6 about 2 minutes, lenet-7-8 1, alexnet-7 under 1, alexnet-8 1,
+googlenet-9 6, googlenet-10 1, googlenet-dropout 3, densenet-8 2, resnet-8-9 4, densenet-9 1. Seconds per
+epoch are one run's, on whatever else the machine was doing.
 """
 from __future__ import annotations
 
