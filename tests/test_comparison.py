@@ -216,8 +216,8 @@ def test_chapter_generates_the_speed_caveat_from_the_records():
     text = namespace["comparability"](records)
     assert "±15 %" in text
     assert "These 9 runs were made within 24.0 hours of each other, all with cnnbook 0.2.0" in text
-    assert ("(for Densenet, the number of epochs was set by the time budget and checked on that "
-            "split)") in text
+    assert ("(for Vgg, Nin, Googlenet, Densenet, the number of epochs was set by the time budget and "
+            "checked on that split), but not the same recipe: 3 epochs,") in text
     spread = [replace(r, created="2026-11-20T10:00:00+00:00") if r.chapter == "lenet" else r for r in records]
     assert "over 12 days (2026-11-20 to 2026-12-02)" in namespace["comparability"](spread)
     mixed = [replace(r, versions=dict(cnnbook="0.1.0", torch="2.5.1")) if r.chapter == "vgg" else r
