@@ -71,9 +71,7 @@ def run_precision(precision: str, notebooks: list[Path]) -> dict[str, dict]:
         for kept in ("gpu", "exercises"):  # what chapter 11 and the solutions read besides the cpu records
             if (ROOT / "results" / kept).is_dir():
                 shutil.copytree(ROOT / "results" / kept, results / kept)
-        saved = {name: os.environ.get(name) for name in ("CNNBOOK_PRECISION", "CNNBOOK_RESULTS")}
-        os.environ.update(CNNBOOK_PRECISION=precision, CNNBOOK_RESULTS=str(results))
-        try:
+        with book.environment(CNNBOOK_PRECISION=precision, CNNBOOK_RESULTS=str(results)):
             for path in notebooks:
                 print(f"  {precision}: {path.name} ...", end=" ", flush=True)
                 start = time.perf_counter()
@@ -91,12 +89,6 @@ def run_precision(precision: str, notebooks: list[Path]) -> dict[str, dict]:
                     precision=record.precision if record else precision)
                 print(f"{seconds:.0f} s" + (f", test {record.test_acc:.4f}" if record else "") +
                       ("" if status == "ok" else f" ({status})"), flush=True)
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
     return rows
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import platform
 import statistics
 import sys
@@ -50,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 import cnnbook  # noqa: E402
 from cnnbook.profiles import cpu_model, seed_everything  # noqa: E402
-from cnnbook.results import plural, write_json_atomically  # noqa: E402
+from cnnbook.results import plural, write_json_atomically, write_text_atomically  # noqa: E402
 from cnnbook.train import (choose_precision, cpu_has_bf16, make_optimizer, make_schedule,  # noqa: E402
                            train_epoch)
 
@@ -304,19 +303,6 @@ def ablation_table(records: list[dict]) -> str:
                      f"{pm(s['mean_acc'], s['std_acc'], 100)} | {delta} | "
                      f"{pm(s['mean_seconds'], s['std_seconds'], digits=1)} |")
     return "\n".join(lines) + "\n"
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename it (as write_json_atomically does for JSON)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def default_out(split: str, ablate: list[str]) -> Path:

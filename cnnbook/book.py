@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import hashlib
 import json
 import os
@@ -130,6 +131,22 @@ def coalesce_streams(nb: nbformat.NotebookNode) -> None:
         cell["outputs"] = merged
 
 
+@contextlib.contextmanager
+def environment(**values: str):
+    """Set environment variables (which a notebook's kernel inherits) for the block, then restore each
+    to what it was, unset ones unset again."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def execute(path: str | os.PathLike, profile: str, output: str | os.PathLike | None = None) -> float:
     """Run every cell of the notebook at ``path`` under ``profile`` and write it (in place by default).
 
@@ -158,22 +175,15 @@ def execute(path: str | os.PathLike, profile: str, output: str | os.PathLike | N
     if output is not None and not os.environ.get("CNNBOOK_RESULTS"):
         # a copy executed elsewhere (a smoke check, another profile) never writes the book's records
         kernel_env["CNNBOOK_RESULTS"] = tempfile.mkdtemp(prefix="cnnbook-results-")
-    saved = {name: os.environ.get(name) for name in kernel_env}
-    os.environ.update(kernel_env)
     client = NotebookClient(nb, timeout=TIMEOUT_PER_CELL, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(path.parent.resolve())}})
-    start = time.perf_counter()
     failed = None
-    try:
-        client.execute()
-    except BaseException as err:  # noqa: BLE001 - written aside, then raised again
-        failed = err
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with environment(**kernel_env):
+        start = time.perf_counter()
+        try:
+            client.execute()
+        except BaseException as err:  # noqa: BLE001 - written aside, then raised again
+            failed = err
     duration = time.perf_counter() - start
     device = default_device()
     coalesce_streams(nb)

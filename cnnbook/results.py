@@ -112,8 +112,13 @@ def _json_safe(value):
 
 def write_json_atomically(path: Path, values: Any) -> None:
     """Write JSON to a temporary file beside ``path``, then rename it: a reader never sees half a file."""
+    write_text_atomically(path, json.dumps(_json_safe(values), indent=1, allow_nan=False) + "\n")
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it: a reader never sees half a
+    file, and an interrupted write leaves the old file as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_json_safe(values), indent=1, allow_nan=False) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
