@@ -40,11 +40,13 @@ class Pixels2Probabilities(nn.Module):
 
     Input: ``pixels`` (B, 1, 28, 28), float values 0-255 as in Fashion-MNIST's files.
     Outputs: ``probabilities`` (B, 10) and ``features`` (B, C, H, W), the first convolution's output.
+    ``tta``: score each image as it is and mirrored and add the scores, as the chapter's run was evaluated
+    (chapter 12's test-time augmentation).
     """
 
-    def __init__(self, net: nn.Module, resize: int | None = None):
+    def __init__(self, net: nn.Module, resize: int | None = None, tta: bool = False):
         super().__init__()
-        self.net, self.resize = net, resize
+        self.net, self.resize, self.tta = net, resize, tta
         self.first_conv = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
         self._features = None
         self.first_conv.register_forward_hook(self._keep)
@@ -57,7 +59,8 @@ class Pixels2Probabilities(nn.Module):
         if self.resize and self.resize != X.shape[-1]:
             X = F.interpolate(X, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
         X = (X - MEAN) / STD
-        probabilities = torch.softmax(self.net(X), dim=1)
+        mirrored = self.net(X.flip(-1)) if self.tta else 0  # first: the features kept are the image's own
+        probabilities = torch.softmax(self.net(X) + mirrored, dim=1)
         return probabilities, self._features
 
 
@@ -75,7 +78,7 @@ def export_network(chapter: str, path: str | Path) -> dict:
     """Export chapter ``chapter``'s trained network to ONNX at ``path``; return what the page shows of it."""
     net, record = trained_network(chapter)
     resize = (record.get("settings") or {}).get("resize")
-    model = Pixels2Probabilities(net, resize).eval()
+    model = Pixels2Probabilities(net, resize, tta=bool(record.get("tta"))).eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), torch.no_grad():

@@ -47,6 +47,8 @@ class Result:
     precision: str = "fp32"  # the arithmetic of training and evaluation: "fp32", "bf16" (CPU) or "fp16" (CUDA)
     learned: bool = True  # False when the run ended near chance level
     weights_sha256: str | None = None  # SHA-256 of the shipped weights saved from this run
+    tta: bool = False  # evaluated with flip test-time augmentation (chapter 12)
+    sides: list[int] | None = None  # the training images' side in each epoch, where it changed (chapter 12)
 
     @property
     def finished(self) -> bool:

@@ -103,6 +103,19 @@ def _eval_autocast(net: nn.Module, device: torch.device, precision: str | None):
     return contextlib.nullcontext()
 
 
+def scores(net: nn.Module, X: Tensor, tta: bool = False) -> Tensor:
+    """The network's class scores for a batch; with ``tta`` (test-time augmentation) each image is scored as it
+    is and mirrored left to right, and the two scores added (chapter 12): a mirrored garment is the same
+    garment, and the two views' mistakes partly cancel."""
+    y_hat = net(X)
+    return y_hat + net(X.flip(-1)) if tta else y_hat
+
+
+def _tta(net: nn.Module, tta: bool | None) -> bool:
+    """``tta`` if given, else the choice the network was trained with (``train(..., tta=True)``)."""
+    return bool(getattr(net, "cnnbook_tta", False) if tta is None else tta)
+
+
 def _prepare_eval(net, data, resize) -> tuple[nn.Module, FashionMNIST]:
     """Check the arguments of predict/evaluate; put the data on the network's device."""
     _check_net(net)
@@ -117,48 +130,51 @@ def _prepare_eval(net, data, resize) -> tuple[nn.Module, FashionMNIST]:
 
 @torch.inference_mode()
 def predict(net: nn.Module, data: FashionMNIST, split: str = "test", resize: int | None = None,
-            batch_size: int = 1000, precision: str | None = None) -> tuple[Tensor, Tensor]:
+            batch_size: int = 1000, precision: str | None = None, tta: bool | None = None
+            ) -> tuple[Tensor, Tensor]:
     """Class probabilities (N, 10) and true labels (N,) of a split, in the split's order, on the CPU.
 
-    ``precision`` defaults to the one the network was trained in (bf16 or fp32 on a CPU).
+    ``precision`` and ``tta`` (flip test-time augmentation) default to those the network was trained with.
     """
     net, data = _prepare_eval(net, data, resize)
     net.eval()
     probs, labels = [], []
+    tta = _tta(net, tta)
     with _eval_autocast(net, data.device, precision):
         for X, y in data.batches(split, batch_size, shuffle=False, resize=resize):
-            probs.append(torch.softmax(net(X).float(), dim=1))
+            probs.append(torch.softmax(scores(net, X, tta).float(), dim=1))
             labels.append(y)
     return torch.cat(probs).cpu(), torch.cat(labels).cpu()
 
 
 @torch.inference_mode()
 def evaluate(net: nn.Module, data: FashionMNIST, split: str = "test", resize: int | None = None,
-             batch_size: int = 1000, precision: str | None = None) -> float:
+             batch_size: int = 1000, precision: str | None = None, tta: bool | None = None) -> float:
     """Accuracy of ``net`` on a split (``"train"``, ``"val"`` or ``"test"``)."""
     net, data = _prepare_eval(net, data, resize)
-    return _accuracy(net, data, split, resize, batch_size, _eval_autocast(net, data.device, precision))
+    return _accuracy(net, data, split, resize, batch_size, _eval_autocast(net, data.device, precision),
+                     _tta(net, tta))
 
 
 @torch.inference_mode()
-def _accuracy(net, data, split, resize, batch_size, autocast) -> float:
+def _accuracy(net, data, split, resize, batch_size, autocast, tta: bool = False) -> float:
     net.eval()
     correct = torch.zeros((), dtype=torch.long, device=data.device)
     with autocast:
         for X, y in data.batches(split, batch_size, shuffle=False, resize=resize):
-            correct += (net(X).argmax(dim=1) == y).sum()
+            correct += (scores(net, X, tta).argmax(dim=1) == y).sum()
     return correct.item() / len(data.split(split)[1])
 
 
 @torch.inference_mode()
-def _confusion(net, data, split, resize, batch_size, autocast) -> Tensor:
+def _confusion(net, data, split, resize, batch_size, autocast, tta: bool = False) -> Tensor:
     """Counts [true class, predicted class] on a split."""
     net.eval()
     k = len(data.classes)
     counts = torch.zeros(k * k, dtype=torch.long, device=data.device)
     with autocast:
         for X, y in data.batches(split, batch_size, shuffle=False, resize=resize):
-            counts += torch.bincount(y * k + net(X).argmax(dim=1), minlength=k * k)
+            counts += torch.bincount(y * k + scores(net, X, tta).argmax(dim=1), minlength=k * k)
     return counts.reshape(k, k).cpu()
 
 
@@ -209,6 +225,18 @@ def _check_settings(S) -> None:
         raise SettingsError(f"S is the string {S!r}; pass the chapter's settings: S = cnnbook.settings({S!r}).")
     raise SettingsError(f"S must be a chapter's Settings (S = cnnbook.settings('lenet')), "
                         f"not {type(S).__name__}.")
+
+
+def _check_sides(sides, S: Settings) -> list:
+    """One training image side per epoch: ``sides`` checked, or ``S.resize`` (None: 28) every epoch."""
+    if sides is None:
+        return [S.resize] * S.num_epochs
+    sides = list(sides)
+    if len(sides) != S.num_epochs or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 8
+                                             for s in sides):
+        raise SettingsError(f"sides={sides!r}: give one whole-number image side (at least 8) per epoch, "
+                            f"{S.num_epochs} in all, e.g. sides=[20, 24, 28, ...].")
+    return sides
 
 
 def _check_device(device) -> torch.device:
@@ -427,6 +455,8 @@ def train(
     precision: str | None = None,
     device: torch.device | str | None = None,
     seed: int = 0,
+    sides: Sequence[int] | None = None,
+    tta: bool = False,
 ) -> Result:
     """Train ``net`` on ``data`` with the settings ``S`` and return the results record.
 
@@ -446,6 +476,11 @@ def train(
             else float32; "fp32" or "bf16" to force one. CUDA always uses float16 autocast.
         device: default: the fastest available (CUDA, MPS, CPU).
         seed: seeds the order of the batches and the augmentation.
+        sides: the side the training images are resized to in each epoch (one per epoch; progressive
+            resizing, chapter 12). Default: ``S.resize`` (or 28) in every epoch. The network is evaluated at
+            ``S.resize`` (or 28) whatever the training sides.
+        tta: test-time augmentation: every evaluation (validation, test; later ``predict`` and
+            ``evaluate``) adds the scores of each image and of its mirror image.
 
     Returns:
         The :class:`~cnnbook.results.Result`. Ctrl-C (or the notebook's stop button) ends training
@@ -472,6 +507,7 @@ def train(
     input_size = (1, 1, side, side)
     check_forward(net, (2, 1, side, side), num_classes=len(data.classes))
     architecture = architecture or type(net).__name__
+    sides = _check_sides(sides, S)
 
     steps = data.num_batches("train", S.batch_size)
     optimizer = make_optimizer(net, S)
@@ -495,11 +531,14 @@ def train(
         autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
         scaler = torch.amp.GradScaler("cuda", enabled=arithmetic == "fp16")
         report.log(f"training {architecture} on {device_name(device)}, {why}: {count_params(net):,} "
-                   f"parameters, {len(data.train_labels):,} training images, {plural(S.num_epochs, 'epoch')}")
+                   f"parameters, {len(data.train_labels):,} training images, {plural(S.num_epochs, 'epoch')}"
+                   + ("" if len(set(sides)) == 1 else f" at image sides {', '.join(str(s or 28) for s in sides)}")
+                   + (", flip test-time augmentation" if tta else ""))
         for epoch in range(1, S.num_epochs + 1):
             t0 = time.perf_counter()
-            batches = report.progress(data.batches("train", S.batch_size, augment=S.augment, resize=S.resize,
-                                                   generator=generator), total=steps, epoch=epoch)
+            batches = report.progress(data.batches("train", S.batch_size, augment=S.augment,
+                                                   resize=sides[epoch - 1], generator=generator),
+                                      total=steps, epoch=epoch)
             loss_sum, correct, n = train_epoch(net, batches, loss_fn, optimizer, schedule, autocast, scaler)
             loss = loss_sum.item() / n  # the epoch's one wait for the device
             if device.type == "cuda":
@@ -509,7 +548,7 @@ def train(
             if not math.isfinite(loss):
                 status = "diverged"
                 break
-            val_acc = _accuracy(net, data, eval_split, S.resize, 1000, autocast())
+            val_acc = _accuracy(net, data, eval_split, S.resize, 1000, autocast(), tta)
             history.append(dict(epoch=epoch, train_loss=loss, train_acc=correct.item() / n, val_acc=val_acc,
                                 examples_per_s=n / seconds, seconds=seconds))
             last_good = copy.deepcopy(net.state_dict())
@@ -522,12 +561,13 @@ def train(
     if status == "diverged":
         net.load_state_dict(last_good)
     net.cnnbook_precision = arithmetic  # predict/evaluate use the same arithmetic
+    net.cnnbook_tta = tta  # and the same test-time augmentation
 
     test_acc = se = per_class = confusion = None
     n_test = len(data.test_labels)
     if test and history and status == "finished":
         try:
-            counts = _confusion(net, data, "test", S.resize, 1000, autocast())
+            counts = _confusion(net, data, "test", S.resize, 1000, autocast(), tta)
         except KeyboardInterrupt:
             status = "interrupted"
             report.log("Interrupted during the test evaluation: nothing is saved.")
@@ -546,7 +586,8 @@ def train(
         macs=count_macs(net, input_size), input_size=input_size, test_acc=test_acc,
         train_acc=last["train_acc"], train_loss=last["train_loss"], val_acc=last["val_acc"],
         test_acc_se=se, test_size=n_test if test_acc is not None else None, per_class_acc=per_class,
-        confusion=confusion, precision=arithmetic, learned=learned,
+        confusion=confusion, precision=arithmetic, learned=learned, tta=tta,
+        sides=None if all(s == sides[0] for s in sides) else list(sides),
         wall_time_s=time.perf_counter() - start,
         examples_per_s=len(data.train_labels) * len(history) / train_time if history else 0.0,
         status=status, history=history, settings=asdict(S), versions=versions(),
@@ -599,6 +640,7 @@ def load_trained(net: nn.Module, data: FashionMNIST, S: Settings, architecture: 
     net.to(device, memory_format=fast_memory_format(device))
     result = Result.from_dict(record)
     net.cnnbook_precision = result.precision if device.type == "cpu" else "fp32"
+    net.cnnbook_tta = result.tta
     print(f"CNNBOOK_TRAINED=1: loaded the shipped weights of {result.architecture} instead of training "
           f"(the book's run: test accuracy {result.test_acc:.4f}, {plural(result.num_epochs, 'epoch')}).")
     return result

@@ -408,3 +408,44 @@ def test_the_momentum_that_runs_is_the_one_the_settings_print(tiny_data, monkeyp
     train(small_net(), tiny_data, S.replace(momentum=0.0), device="cpu", verbose=False)
     if optimizer == "sgd":  # S.replace(momentum=0) is plain SGD, as chapter 8's sweep says
         assert set(seen) == {(0.0, False)}
+
+
+def test_progressive_sides_and_flip_test_time_augmentation(tiny_data):
+    seen = []
+    original = tiny_data.batches
+
+    def spy(split="train", *args, **kwargs):
+        if split == "train":
+            seen.append(kwargs.get("resize"))
+        return original(split, *args, **kwargs)
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+                        nn.Linear(8 * 16, 10))
+    tiny_data.batches = spy
+    try:
+        result = train(net, tiny_data, settings(num_epochs=3), device="cpu", plot=False, test=True,
+                       sides=[20, 24, 28], tta=True, precision="fp32")  # fp32: no precision probe
+    finally:
+        del tiny_data.batches
+    assert seen == [20, 24, 28] and result.sides == [20, 24, 28] and result.tta and net.cnnbook_tta
+    assert result.input_size == (1, 1, 28, 28)
+    # every later evaluation scores the image and its mirror, as the record's test accuracy did
+    assert cnnbook.evaluate(net, tiny_data) == pytest.approx(result.test_acc)
+    X, _ = next(tiny_data.batches("test", 50, shuffle=False))
+    net.eval()
+    with torch.no_grad():
+        both = net(X) + net(X.flip(-1))
+    probs, _ = cnnbook.predict(net, tiny_data)
+    assert torch.equal(probs[:50].argmax(1), both.argmax(1))
+    round_trip = Result.from_dict(result.to_dict())
+    assert round_trip.tta and round_trip.sides == [20, 24, 28]
+    # a run without them records neither
+    plain = train(small_net(), tiny_data, settings(num_epochs=1), device="cpu", verbose=False)
+    assert plain.sides is None and not plain.tta
+
+
+@pytest.mark.parametrize("sides", [[28], [28, 28, 28, 28], [28, "24", 20], [28, 4, 28], [28, True, 28]])
+def test_sides_must_be_one_whole_side_per_epoch(tiny_data, sides):
+    with pytest.raises(SettingsError, match="one whole-number image side"):
+        train(small_net(), tiny_data, settings(num_epochs=3), device="cpu", verbose=False, sides=sides)

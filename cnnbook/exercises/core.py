@@ -431,6 +431,82 @@ class Choices(Choice):
 # --- modules: building what the reader passed, and checking its behaviour ---------------------
 
 
+@dataclass(frozen=True)
+class Runs:
+    """An exercise whose answer is a set of timed runs: the list ``cnnbook.speedrun.run_seeds`` returns, a
+    dict per run with its ``seed``, ``seconds`` and ``accuracy`` (a fraction). Right when the runs meet the
+    goal: at least ``min_seeds`` different seeds, every run within ``seconds``, mean accuracy >= ``accuracy``.
+    A wrong answer is told which condition fails, with its figure.
+    """
+
+    what: str
+    accuracy: float
+    seconds: float
+    min_seeds: int = 5
+
+    def runs(self, answer: Any) -> list[tuple[Any, float, float]] | Check:
+        """(seed, seconds, accuracy) of each run, or a Check that says what is wrong with the answer."""
+        if answer is None:
+            return NO_ANSWER
+        how = ("Pass the list run_seeds returned, e.g. [{'seed': 0, 'seconds': 51.2, 'accuracy': 0.9161}, "
+               "...].")
+        if isinstance(answer, dict) and "runs" in answer:  # a benchmark record: its runs
+            answer = answer["runs"]
+        if isinstance(answer, (str, bytes)) or not isinstance(answer, (list, tuple)) or not answer:
+            return wrong(f"That is {what_it_is(answer)}. {how}")
+        runs = []
+        for i, run in enumerate(answer):
+            if not isinstance(run, Mapping) or not {"seed", "seconds", "accuracy"} <= set(run):
+                return wrong(f"Run {i + 1} is {what_it_is(run)}, not a dict with 'seed', 'seconds' and "
+                             f"'accuracy'. {how}")
+            seconds, accuracy = as_number(run["seconds"]), as_number(run["accuracy"])
+            for name, value in (("seconds", seconds), ("accuracy", accuracy)):
+                if isinstance(value, Check):
+                    return wrong(f"Run {i + 1}'s {name}: {value.message}")
+            if not (math.isfinite(seconds) and seconds > 0):
+                return wrong(f"Run {i + 1} took {seconds} s: a run's time is a positive number of seconds.")
+            if 1 < accuracy <= 100:
+                return wrong(f"Run {i + 1}'s accuracy {accuracy:g} looks like a percentage: give it as a "
+                             f"fraction ({accuracy / 100:g}), as run_seeds does.")
+            if not 0 <= accuracy <= 1:
+                return wrong(f"Run {i + 1}'s accuracy {accuracy:g} is not a fraction between 0 and 1.")
+            runs.append((run["seed"], float(seconds), float(accuracy)))
+        return runs
+
+    def check(self, answer: Any) -> Check:
+        runs = self.runs(answer)
+        if isinstance(runs, Check):
+            return runs
+        answer = answer["runs"] if isinstance(answer, dict) else answer
+        splits = {run.get("split", "test") for run in answer}
+        if splits != {"test"}:
+            return wrong(f"These runs were evaluated on the {', '.join(sorted(splits - {'test'}))} split: the "
+                         f"goal is the test accuracy. Choose on split='val', then run the test set once per seed.")
+        devices = {run.get("device", "cpu") for run in answer}
+        if devices != {"cpu"}:
+            return wrong(f"These runs trained on {', '.join(sorted(devices - {'cpu'}))}: the goal is "
+                         f"{self.seconds:.0f} s on a CPU. Run the chapter on a CPU runtime for this exercise.")
+        seeds = [seed for seed, _, _ in runs]
+        if len(set(map(repr, seeds))) < len(seeds):
+            return wrong(f"The seeds repeat ({', '.join(map(repr, seeds))}): each run needs its own seed.")
+        if len(runs) < self.min_seeds:
+            return wrong(f"{len(runs)} run{'s' if len(runs) > 1 else ''}: the goal is a mean over at least "
+                         f"{self.min_seeds} seeds (seeds=range({self.min_seeds})).")
+        slow = [(seed, s) for seed, s, _ in runs if s > self.seconds]
+        mean = sum(a for _, _, a in runs) / len(runs)
+        if slow:
+            listed = ", ".join(f"seed {seed}: {s:.1f} s" for seed, s in slow)
+            return wrong(f"Over the {self.seconds:.0f} s limit ({listed}); the mean accuracy was "
+                         f"{100 * mean:.2f} %. Trade accuracy for time: fewer epochs, smaller images early.")
+        if mean < self.accuracy:
+            return wrong(f"Mean accuracy {100 * mean:.2f} % over {len(runs)} seeds, under "
+                         f"{100 * self.accuracy:.1f} % (every run within {self.seconds:.0f} s). The ablation says "
+                         f"which ideas matter; choose on split='val', then run the test set.")
+        return right(f"{_cap(self.what)}: mean accuracy {100 * mean:.2f} % over {len(runs)} seeds, the slowest "
+                     f"run {max(s for _, s, _ in runs):.1f} s. A new record for your machine: note its CPU, "
+                     f"threads and precision with it.")
+
+
 def _signature(build: Callable) -> inspect.Signature | None:
     try:
         return inspect.signature(build)
@@ -737,4 +813,4 @@ def all_of(*checks: Callable[[], Check]) -> Check:
     return result
 
 
-Exercise = Count | OutputSize | Choice | Code
+Exercise = Count | OutputSize | Choice | Code | Runs
