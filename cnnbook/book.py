@@ -335,6 +335,7 @@ NETWORKS = {
         chapter_code(chapters_dir() / "03_lenet.ipynb").lenet(1, 10, **S.model))),
     "resnet": ("09_resnet.ipynb", lambda code, S: code.resnet(in_channels=1, num_classes=10, **S.model)),
     "densenet": ("10_densenet.ipynb", lambda code, S: code.densenet(in_channels=1, num_classes=10, **S.model)),
+    "speedrun": ("12_speedrun.ipynb", lambda code, S: code.speedrun_net(**S.model)),
 }
 
 

@@ -195,6 +195,17 @@ _CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {
         "gpu": dict(num_epochs=12, lr=0.2, batch_size=512, augment=True, label_smoothing=0.1,
                     model=dict(growth_rate=12, block_config=(16, 16, 16), num_init_features=24, stem="3x3")),
     },
+    # --- The speedrun (chapter 12): a small ResNet and every trick the book taught, for speed ---
+    # Chosen on the validation split (single seeds, then 5 seeds; benchmarks/speedrun.py, whose comments list
+    # the probes): 10 epochs from 20x20 images up to 28x28 (FIRST_SIDE in chapter 12's code), flip test-time
+    # augmentation, narrow widths (wider ones cost time in proportion to their arithmetic on 2 cores).
+    # gpu: the same recipe (its time on a GPU is the question; no GPU was lent when it was chosen).
+    "speedrun": {
+        "cpu": dict(num_epochs=10, lr=0.2, batch_size=256, label_smoothing=0.1, augment=True,
+                    model=dict(widths=(16, 32, 64), blocks=(1, 1, 1), residual=True)),
+        "gpu": dict(num_epochs=10, lr=0.2, batch_size=256, label_smoothing=0.1, augment=True,
+                    model=dict(widths=(16, 32, 64), blocks=(1, 1, 1), residual=True)),
+    },
 }
 
 # the chapters whose cpu-profile epochs were cut to fit the 3-minute float32 budget, each count checked on the

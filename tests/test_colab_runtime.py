@@ -32,7 +32,7 @@ def wheel(tmp_path_factory) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.failed.ipynb", ".ipynb_checkpoints")
-    for folder in ("cnnbook", "chapters"):
+    for folder in ("cnnbook", "chapters", "benchmarks/results"):
         shutil.copytree(ROOT / folder, src / folder, ignore=ignore)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
                     "-q", "-w", str(tmp / "dist"), str(src)], check=True, capture_output=True, text=True)
@@ -51,6 +51,9 @@ def test_the_wheel_ships_every_chapter_and_module(wheel):
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "cnnbook").rglob("*.py")}
     assert modules <= names, f"missing from the wheel: {sorted(modules - names)}"
     assert {f"cnnbook/weights/{p.name}" for p in (ROOT / "cnnbook" / "weights").iterdir()} <= names
+    # chapter 12 shows the speedrun's records: they ship with the package (cnnbook.speedrun.records_dir)
+    records = {f"cnnbook/benchmarks/{p.name}" for p in (ROOT / "benchmarks" / "results").glob("speedrun-cpu*.json")}
+    assert records and records <= names
     assert not [n for n in names if n.startswith("chapters/")]  # inside the package, not a top-level folder
     assert re.search(r"^Version: (.+)$", metadata, re.M).group(1) == cnnbook.__version__
 

@@ -43,15 +43,15 @@ registered exercise (right answer, wrong answers, junk of every type).
 from __future__ import annotations
 
 from . import (alexnet, batchnorm, comparison, densenet, fashion_mnist, googlenet, lenet, nin, resnet,
-               training, vgg)
+               speedrun, training, vgg)
 from .core import (NO_ANSWER, Check, Choice, Choices, Code, ConvParams, Count, Exercise, LinearParams,
-                   OutputSize, adds_its_input, all_of, as_factory, as_number, branch_channels,
+                   OutputSize, Runs, adds_its_input, all_of, as_factory, as_number, branch_channels,
                    concatenates_its_input, conv_output_size, conv_params, depends_on_its_input,
                    linear_params, output_channel_groups, output_shape, parameter_count, runs)
 from .reference import behaves_like, check_module, computes_like
 
 CHAPTERS = (fashion_mnist, training, lenet, alexnet, vgg, nin, googlenet, batchnorm, resnet, densenet,
-            comparison)
+            comparison, speedrun)
 
 
 def _merge() -> dict[str, Exercise]:
