@@ -30,13 +30,9 @@ seeds at 93 % or more, the processor, threads, torch version and precision; the 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import platform
-import statistics
 import sys
 import tempfile
-import time
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -106,10 +102,6 @@ def ablated(names: list[str]) -> tuple[cnnbook.Settings, dict, str | None]:
         else:
             raise ValueError(f"unknown ablation {name!r}: use one of {', '.join(ABLATIONS)}")
     return S, tricks, precision
-
-
-def image_sides(num_epochs: int, first_side: int) -> list[int]:
-    return CHAPTER.image_sides(num_epochs, first_side)
 
 
 def default_out(split: str, ablate: list[str], epochs: int | None = None) -> Path:
@@ -189,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     data = cnnbook.load_fashion_mnist(device="cpu", train_subset=S.train_subset, val_subset=S.val_subset,
                                       test_subset=S.test_subset)
     build = lambda: CHAPTER.speedrun_net(**S.model)  # noqa: E731
-    sides = image_sides(S.num_epochs, tricks["first_side"])
+    sides = CHAPTER.image_sides(S.num_epochs, tricks["first_side"])
     net = build()
     precision, why = choose_precision(net, S, data, torch.device("cpu"), wanted)
     params, macs = cnnbook.count_params(net), cnnbook.count_macs(net, (1, 1, SIDE, SIDE))
@@ -199,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"native bfloat16: {'yes' if machine['native_bf16'] else 'no'}")
     print(f"{params:,} parameters, {macs / 1e6:.1f} M multiply-adds per 28x28 image; "
           f"{len(data.train_labels):,} training images, {plural(S.num_epochs, 'epoch')} of sides "
-          f"{image_sides(S.num_epochs, tricks['first_side'])}; {args.split} on "
+          f"{sides}; {args.split} on "
           f"{len(data.split(args.split)[1]):,} images; ablation: {', '.join(args.ablate) or 'none'}",
           flush=True)
     runs = run_seeds(build, data, S, sides, seeds=range(args.seeds), split=args.split, tta=tricks["tta"],
@@ -208,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(summary_line(summary, args.split))
     record = dict(created=datetime.now(timezone.utc).isoformat(timespec="seconds"), split=args.split,
                   smoke=args.smoke, ablate=args.ablate, settings=asdict(S), tricks=tricks,
-                  sides=image_sides(S.num_epochs, tricks["first_side"]), precision=precision,
+                  sides=sides, precision=precision,
                   precision_reason=why, parameters=params, macs=macs, machine=machine,
                   goal=dict(accuracy=GOAL_ACC, seconds=GOAL_S), runs=runs, summary=summary)
     out = args.out or (Path(tempfile.mkdtemp(prefix="speedrun-smoke-")) / "speedrun-cpu" if args.smoke

@@ -13,6 +13,7 @@ for each new input shape on first use; without the warm-up only the first seed w
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -25,10 +26,10 @@ import torch
 from torch import nn
 
 from .data import FashionMNIST
-from .errors import SettingsError
 from .profiles import Settings, seed_everything
 from .results import plural
-from .train import _accuracy, choose_precision, cpu_has_bf16, make_optimizer, make_schedule, train_epoch
+from .train import (_accuracy, _check_sides, autocast_for, choose_precision, cpu_has_bf16, make_optimizer,
+                    make_schedule, train_epoch)
 
 GOAL_ACC, GOAL_S = 0.93, 60.0  # the goal: a mean test accuracy of 93 % over >= 5 seeds, each run <= 60 s
 MIN_SEEDS = 5
@@ -45,13 +46,6 @@ ABLATIONS = {
     "no-channels-last": "the default memory order (channels first)",
     "fp32": "float32 throughout, whatever the CPU has",
 }
-
-
-def autocast_for(precision: str, device: torch.device | str = "cpu"):
-    """A fresh context that computes in ``precision``: "bf16" (bfloat16 autocast), "fp16" (float16 autocast,
-    CUDA) or "fp32" (as is)."""
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    return torch.autocast(torch.device(device).type, dtype=dtype) if dtype else contextlib.nullcontext()
 
 
 def fastest_precision(build: Callable[[], nn.Module], data: FashionMNIST, S: Settings) -> str:
@@ -80,10 +74,7 @@ def timed_run(build: Callable[[], nn.Module], data: FashionMNIST, S: Settings, s
     """Train a network from ``build()`` (seeded with ``seed``) with ``S`` at the image ``sides`` of each
     epoch, and evaluate it once on ``split``; the clock runs from the first training step to the end of the
     evaluation. Returns {seed, seconds, accuracy, train_loss, split, device}."""
-    sides = list(sides)
-    if len(sides) != S.num_epochs:
-        raise SettingsError(f"{len(sides)} image sides for {plural(S.num_epochs, 'epoch')}: give one side per "
-                            f"epoch, e.g. image_sides(S.num_epochs) after changing S.num_epochs.")
+    sides = _check_sides(sides, S)  # the same check as train's: one whole-number side per epoch
     seed_everything(seed)
     net = _net(build, channels_last, data.device)
     steps = data.num_batches("train", S.batch_size)
@@ -360,15 +351,15 @@ def profile_steps(build: Callable[[], nn.Module], data: FashionMNIST, S: Setting
     loss_fn = nn.CrossEntropyLoss(label_smoothing=S.label_smoothing)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     schedule = make_schedule(optimizer, S, total_steps=10 * steps)
-    batches = list(data.batches("train", S.batch_size, augment=S.augment, resize=side,
-                                generator=torch.Generator().manual_seed(0)))
-    train_epoch(net, batches[:3], loss_fn, optimizer, schedule, lambda: autocast_for(precision), scaler)
+    def first(n: int, seed: int):  # the first n training batches (cut, augmented, resized), made as used
+        return itertools.islice(data.batches("train", S.batch_size, augment=S.augment, resize=side,
+                                             generator=torch.Generator().manual_seed(seed)), n)
+
+    train_epoch(net, first(3, 0), loss_fn, optimizer, schedule, lambda: autocast_for(precision), scaler)
     steps = min(steps, data.num_batches("train", S.batch_size))  # a small subset has fewer batches
     with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU]) as prof:
-        batches = data.batches("train", S.batch_size, augment=S.augment, resize=side,
-                               generator=torch.Generator().manual_seed(1))
-        train_epoch(net, (b for _, b in zip(range(steps), batches)), loss_fn, optimizer, schedule,
-                    lambda: autocast_for(precision), scaler)
+        train_epoch(net, first(steps, 1), loss_fn, optimizer, schedule, lambda: autocast_for(precision),
+                    scaler)
     totals: dict[str, float] = {}
     for event in prof.key_averages():
         totals[kind_of(event.key)] = totals.get(kind_of(event.key), 0.0) + event.self_cpu_time_total

@@ -94,12 +94,19 @@ def train_epoch(net, batches, loss_fn, optimizer, schedule, autocast, scaler) ->
     return loss_sum, correct, n
 
 
+def autocast_for(precision: str, device: torch.device | str = "cpu"):
+    """A fresh context that computes in ``precision`` on ``device``: "bf16" (bfloat16 autocast), "fp16"
+    (float16 autocast) or "fp32" (as is)."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(torch.device(device).type, dtype=dtype) if dtype else contextlib.nullcontext()
+
+
 def _eval_autocast(net: nn.Module, device: torch.device, precision: str | None):
+    """The arithmetic to evaluate in: ``precision``, else the one the network was trained in, where the
+    device has it (bf16 on a CPU, fp16 on CUDA); float32 otherwise."""
     precision = precision or getattr(net, "cnnbook_precision", "fp32")
-    if precision == "bf16" and device.type == "cpu":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    if precision == "fp16" and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
+    if (precision, device.type) in (("bf16", "cpu"), ("fp16", "cuda")):
+        return autocast_for(precision, device)
     return contextlib.nullcontext()
 
 
@@ -341,8 +348,7 @@ def _probe(net: nn.Module, S: Settings, data: FashionMNIST, device: torch.device
     try:
         for round_ in range(rounds):
             for precision in ("fp32", "bf16"):
-                autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16"
-                            else contextlib.nullcontext())
+                autocast = autocast_for(precision)
                 skip, done = (warmup if round_ == 0 else 0), 0
                 while True:
                     if done == skip:
@@ -508,6 +514,7 @@ def train(
     check_forward(net, (2, 1, side, side), num_classes=len(data.classes))
     architecture = architecture or type(net).__name__
     sides = _check_sides(sides, S)
+    one_side = len(set(sides)) == 1  # no progressive resizing: the record keeps no list of sides
 
     steps = data.num_batches("train", S.batch_size)
     optimizer = make_optimizer(net, S)
@@ -527,12 +534,11 @@ def train(
     eval_split = "val" if has_val else "train"
     try:
         arithmetic, why = choose_precision(net, S, data, device, precision)
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(arithmetic)
-        autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
+        autocast = lambda: autocast_for(arithmetic, device)  # noqa: E731 - a fresh context each time
         scaler = torch.amp.GradScaler("cuda", enabled=arithmetic == "fp16")
         report.log(f"training {architecture} on {device_name(device)}, {why}: {count_params(net):,} "
                    f"parameters, {len(data.train_labels):,} training images, {plural(S.num_epochs, 'epoch')}"
-                   + ("" if len(set(sides)) == 1 else f" at image sides {', '.join(str(s or 28) for s in sides)}")
+                   + ("" if one_side else f" at image sides {', '.join(str(s or 28) for s in sides)}")
                    + (", flip test-time augmentation" if tta else ""))
         for epoch in range(1, S.num_epochs + 1):
             t0 = time.perf_counter()
@@ -587,7 +593,7 @@ def train(
         train_acc=last["train_acc"], train_loss=last["train_loss"], val_acc=last["val_acc"],
         test_acc_se=se, test_size=n_test if test_acc is not None else None, per_class_acc=per_class,
         confusion=confusion, precision=arithmetic, learned=learned, tta=tta,
-        sides=None if all(s == sides[0] for s in sides) else list(sides),
+        sides=None if one_side else sides,
         wall_time_s=time.perf_counter() - start,
         examples_per_s=len(data.train_labels) * len(history) / train_time if history else 0.0,
         status=status, history=history, settings=asdict(S), versions=versions(),
